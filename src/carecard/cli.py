@@ -1,0 +1,208 @@
+"""The ``carecard`` command: demo, serve, worker, import, check, bench, manage.
+
+``carecard demo`` is the one-command start on the embedded SQLite database; ``carecard serve``
+runs the production server (granian) against ``DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEMO_PASSWORD = "carecard-demo"  # noqa: S105 — printed for the demo chain's logins
+
+
+def _setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carecard.settings")
+    import django
+
+    django.setup()
+
+
+def _ensure_var_and_key(*, announce: bool) -> None:
+    from django.conf import settings
+
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    if settings.CARECARD_FIELD_KEYS:
+        return
+    key_file: Path = settings.CARECARD_FIELD_KEY_FILE
+    if not key_file.exists():
+        from carecard.core.crypto import generate_key
+
+        key_file.write_text(generate_key() + "\n")
+        key_file.chmod(0o600)
+        if announce:
+            print(
+                f"已生成字段加密密钥 (created the field-encryption key): {key_file}\n"
+                "  生产环境请改用环境变量 CARECARD_FIELD_KEYS，并妥善备份。"
+            )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.fresh:
+        var = Path(os.environ.get("CARECARD_VAR_DIR", Path.cwd() / "var"))
+        for name in ("carecard.sqlite3", "carecard.sqlite3-wal", "carecard.sqlite3-shm"):
+            (var / name).unlink(missing_ok=True)
+    _setup()
+    _ensure_var_and_key(announce=True)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    from carecard.demo.generator import demo_exists, generate_demo, logins
+
+    if not demo_exists():
+        print(
+            f"正在生成演示连锁 (generating the demo chain): {args.members} 位会员, "
+            f"seed={args.seed} …",
+            flush=True,
+        )
+        stats = generate_demo(members=args.members, seed=args.seed, password=DEMO_PASSWORD)
+        print("  " + ", ".join(f"{k}={v}" for k, v in stats.items()), flush=True)
+    else:
+        print("使用已有演示数据 (reusing the demo data; --fresh starts over).", flush=True)
+    print("\n演示账号 (demo logins), 密码 password: " + DEMO_PASSWORD)
+    for role, username, store in logins():
+        print(f"  {role:<12} {username:<14} {store}")
+    if args.no_serve:
+        return 0
+    print(
+        f"\n控制台 (console): http://127.0.0.1:{args.port}/   "
+        f"API: http://127.0.0.1:{args.port}/api/v1/docs\n",
+        flush=True,
+    )
+    call_command(
+        "runserver",
+        f"127.0.0.1:{args.port}",
+        use_reloader=False,
+        insecure_serving=True,
+        skip_checks=True,
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    if settings.SECRET_KEY.startswith("carecard-insecure"):
+        print(
+            "CARECARD_SECRET_KEY is not set; refusing to serve in production mode.", file=sys.stderr
+        )
+        return 2
+    _ensure_var_and_key(announce=False)
+    call_command("migrate", verbosity=1, interactive=False)
+    call_command("collectstatic", verbosity=0, interactive=False)
+    argv = [
+        "granian",
+        "--interface",
+        "wsgi",
+        "carecard.wsgi:application",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--workers",
+        str(args.workers),
+        "--static-path-route",
+        "/static",
+        "--static-path-mount",
+        str(settings.STATIC_ROOT),
+    ]
+    os.execvp("granian", argv)  # noqa: S606
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import call_command
+
+    call_command("db_worker", *args.rest)
+    return 0
+
+
+def cmd_manage(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["carecard", *args.rest])
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    _setup()
+    _ensure_var_and_key(announce=False)
+    from carecard.core.importing import run_import_cli
+
+    return run_import_cli(
+        kind=args.kind,
+        path=Path(args.path),
+        bulk=args.bulk,
+        report=Path(args.report) if args.report else None,
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import call_command
+
+    call_command("check")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import runpy
+
+    sys.argv = ["bench", *args.rest]
+    runpy.run_path(str(Path.cwd() / "bench" / "run.py"), run_name="__main__")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="carecard", description="CareCard 药店会员管理系统")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="演示：SQLite + 演示数据 + 控制台")
+    demo.add_argument("--members", type=int, default=20000, help="会员数 (default 20000)")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--fresh", action="store_true", help="删除已有演示数据库后重建")
+    demo.add_argument("--no-serve", action="store_true", help="只生成数据，不启动服务")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="生产服务器 (granian) against DATABASE_URL")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2))
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="后台任务 worker (django-tasks database backend)")
+    worker.add_argument("rest", nargs=argparse.REMAINDER)
+    worker.set_defaults(func=cmd_worker)
+
+    imp = sub.add_parser("import", help="导入 CSV/XLSX: stores, staff, products, members")
+    imp.add_argument("kind", choices=["stores", "staff", "products", "members"])
+    imp.add_argument("path")
+    imp.add_argument("--bulk", action="store_true", help="PostgreSQL COPY 批量通道")
+    imp.add_argument("--report", help="写出拒绝行报告 (CSV)")
+    imp.set_defaults(func=cmd_import)
+
+    check = sub.add_parser("check", help="系统检查")
+    check.set_defaults(func=cmd_check)
+
+    bench = sub.add_parser("bench", help="性能基准 (bench/run.py)")
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
+
+    manage = sub.add_parser("manage", help="Django manage.py 命令")
+    manage.add_argument("rest", nargs=argparse.REMAINDER)
+    manage.set_defaults(func=cmd_manage)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

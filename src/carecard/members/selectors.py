@@ -1,0 +1,211 @@
+"""Reads of members shared by console pages, the API and reports (M-2, M-5, G-3)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
+from django.db.models import QuerySet
+
+from carecard.chain.models import Staff
+from carecard.core.audit import AuditAction, audit
+from carecard.core.names import is_pinyin_query
+from carecard.core.phone import mask_id_number, mask_phone
+from carecard.core.roles import Perm
+from carecard.members import qr
+from carecard.members.models import (
+    Card,
+    Consent,
+    DuplicateDismissal,
+    Member,
+    MemberSearchKey,
+    MemberStatus,
+)
+
+LIVE = (MemberStatus.ACTIVE, MemberStatus.PENDING)
+LOOKUP_LIMIT = 20
+_PHONE_RE = re.compile(r"^1\d{10}$")
+_TAIL_NAME_RE = re.compile(r"^(\d{4})\s*([^\d\s][^\d]*)$|^([^\d\s][^\d]*?)\s*(\d{4})$")
+_LOOKUP_FIELDS = (
+    "id",
+    "member_no",
+    "name",
+    "gender",
+    "birthday",
+    "phone",
+    "status",
+    "home_store_id",
+    "completeness",
+)
+
+
+def _prefix_range(qs: QuerySet[Any], column: str, prefix: str) -> QuerySet[Any]:
+    """``column`` starts with ``prefix``, written as a range so both SQLite and PostgreSQL use a
+    plain b-tree index (LIKE does not on SQLite, nor on PostgreSQL without text_pattern_ops)."""
+    return qs.filter(**{f"{column}__gte": prefix, f"{column}__lt": prefix + "\U0010ffff"})
+
+
+def lookup_members(query: str, *, limit: int = LOOKUP_LIMIT) -> tuple[str, list[Member]]:
+    """Find live members at the counter (M-5). Returns (how it matched, members).
+
+    Accepts a full mobile number, the last 4 digits with a name (``5678 张三``), a card number or
+    member number, a counter QR token, a name prefix, or pinyin initials / full pinyin (``zsf``).
+    """
+    q = (query or "").strip()
+    if not q:
+        return "empty", []
+    base = Member.objects.filter(status__in=LIVE).only(*_LOOKUP_FIELDS)
+    if q.upper().startswith(qr.PREFIX) and len(q) == 34:
+        member_id = qr.read_token(q)
+        return "qr", list(base.filter(pk=member_id)) if member_id else []
+    compact = q.replace(" ", "").replace("-", "")
+    if _PHONE_RE.match(compact):
+        return "phone", list(base.filter(phone=compact)[:limit])
+    m = _TAIL_NAME_RE.match(q)
+    if m:
+        tail = m.group(1) or m.group(4)
+        name = (m.group(2) or m.group(3)).strip()
+        if is_pinyin_query(name):
+            ids = _pinyin_ids(name.lower(), limit=500)
+            return "phone_tail", list(base.filter(phone_tail=tail, pk__in=ids)[:limit])
+        return "phone_tail", list(_prefix_range(base.filter(phone_tail=tail), "name", name)[:limit])
+    if compact.isdigit() and len(compact) == 4:
+        return "phone_tail", list(base.filter(phone_tail=compact).order_by("pk")[:limit])
+    if compact.isalnum() and any(ch.isdigit() for ch in compact):
+        card = (
+            Card.objects.filter(number=compact.upper()).only("member_id", "status").first()
+            or Card.objects.filter(number=compact).only("member_id", "status").first()
+        )
+        if card is not None:
+            return "card", list(base.filter(pk=card.member_id))
+        return "member_no", list(base.filter(member_no=compact)[:limit])
+    if is_pinyin_query(compact):
+        ids = _pinyin_ids(compact.lower(), limit=limit)
+        by_id = {m.pk: m for m in base.filter(pk__in=ids)}
+        return "pinyin", [by_id[i] for i in ids if i in by_id]
+    return "name", list(_prefix_range(base, "name", q).order_by("name", "pk")[:limit])
+
+
+def _pinyin_ids(prefix: str, *, limit: int) -> list[int]:
+    qs = _prefix_range(MemberSearchKey.objects.all(), "key", prefix).order_by("key", "member_id")
+    return list(dict.fromkeys(qs.values_list("member_id", flat=True)[: limit * 2]))[:limit]
+
+
+@dataclass
+class MemberView:
+    """A member as one staff member may see it: masked fields unless the role needs them."""
+
+    member: Member
+    phone: str
+    id_number: str
+    can_see_health: bool
+    can_edit: bool
+    health: dict[str, list[str]] = field(default_factory=dict)
+
+
+def member_view(
+    *,
+    member: Member,
+    actor: Staff | None,
+    with_health: bool = False,
+    ip: str | None = None,
+    terminal_store_id: int | None = None,
+) -> MemberView:
+    """Mask phone/ID per role and store scope (G-3); reading health data is audited (G-4).
+
+    ``actor`` None with ``terminal_store_id`` is a POS terminal: it sees what a clerk of that
+    store would see.
+    """
+    store_id = member.home_store_id
+    if actor is None:
+        own = terminal_store_id is not None and terminal_store_id == store_id
+        see_phone, see_id, see_health = own, False, own
+        can_edit = True
+    else:
+        see_phone = actor.can_for_store(Perm.MEMBER_CONTACT, store_id)
+        see_id = actor.can_for_store(Perm.MEMBER_ID_NUMBER, store_id)
+        see_health = actor.can_for_store(Perm.MEMBER_HEALTH, store_id)
+        can_edit = actor.can(Perm.MEMBER_EDIT)
+    view = MemberView(
+        member=member,
+        phone=(member.phone or "") if see_phone else mask_phone(member.phone or ""),
+        id_number=member.id_number if see_id else mask_id_number(member.id_number),
+        can_see_health=see_health,
+        can_edit=can_edit,
+    )
+    if with_health and see_health:
+        view.health = {
+            "allergies": member.allergies,
+            "medical_history": member.medical_history,
+            "chronic_conditions": member.chronic_conditions,
+        }
+        audit(
+            action=AuditAction.HEALTH_READ,
+            actor=actor,
+            member_id=member.pk,
+            store_id=store_id,
+            target=f"member:{member.member_no}",
+            ip=ip,
+            terminal_id=None,
+        )
+    return view
+
+
+def member_get(pk: int) -> Member:
+    return Member.objects.select_related(
+        "home_store", "zone", "enrolled_by", "referrer", "group", "household"
+    ).get(pk=pk)
+
+
+def member_by_no(member_no: str) -> Member | None:
+    return Member.objects.select_related("home_store").filter(member_no=member_no).first()
+
+
+def member_cards(member: Member) -> list[Card]:
+    return list(Card.objects.filter(member=member).order_by("-issued_at", "-pk"))
+
+
+def current_consents(member: Member) -> dict[str, Consent]:
+    latest: dict[str, Consent] = {}
+    for consent in Consent.objects.filter(member=member).order_by("-at", "-pk"):
+        latest.setdefault(consent.purpose, consent)
+    return latest
+
+
+@dataclass
+class DuplicatePair:
+    reason: str
+    a: Member
+    b: Member
+
+
+def likely_duplicates(*, limit: int = 100) -> list[DuplicatePair]:
+    """Pairs of live members with the same name + birthday, or the same name + address (M-2),
+    minus pairs already dismissed. Exact phone/ID duplicates cannot exist (constraints)."""
+    sql = """
+        SELECT a.id, b.id, %s AS reason FROM members_member a
+        JOIN members_member b ON a.name = b.name AND a.birthday = b.birthday AND a.id < b.id
+        WHERE a.status IN ('active','pending') AND b.status IN ('active','pending')
+          AND a.birthday IS NOT NULL
+        UNION
+        SELECT a.id, b.id, %s AS reason FROM members_member a
+        JOIN members_member b ON a.name = b.name AND a.address = b.address AND a.id < b.id
+        WHERE a.status IN ('active','pending') AND b.status IN ('active','pending')
+          AND a.address <> ''
+    """
+    with connection.cursor() as cur:
+        cur.execute(sql + " ORDER BY 1, 2", ["birthday", "address"])
+        rows = cur.fetchall()
+    dismissed = set(DuplicateDismissal.objects.values_list("member_a_id", "member_b_id"))
+    pairs: dict[tuple[int, int], str] = {}
+    for a_id, b_id, reason in rows:
+        if (a_id, b_id) in dismissed:
+            continue
+        pairs.setdefault((a_id, b_id), reason)
+        if len(pairs) >= limit:
+            break
+    ids = {i for pair in pairs for i in pair}
+    members = Member.objects.select_related("home_store").in_bulk(ids)
+    return [DuplicatePair(reason=r, a=members[a], b=members[b]) for (a, b), r in pairs.items()]
