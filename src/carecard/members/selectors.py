@@ -63,6 +63,15 @@ def lookup_members(query: str, *, limit: int = LOOKUP_LIMIT) -> tuple[str, list[
     compact = q.replace(" ", "").replace("-", "")
     if _PHONE_RE.match(compact):
         return "phone", list(base.filter(phone=compact)[:limit])
+    if compact.isalnum() and any(ch.isdigit() for ch in compact):
+        # Exact identifiers first: a card number like "CARD9001" also reads as name + tail.
+        card = Card.objects.filter(number__in={compact, compact.upper()}).only("member_id").first()
+        if card is not None:
+            return "card", list(base.filter(pk=card.member_id))
+        if compact.isdigit() and len(compact) == 12:
+            by_no = list(base.filter(member_no=compact))
+            if by_no:
+                return "member_no", by_no
     m = _TAIL_NAME_RE.match(q)
     if m:
         tail = m.group(1) or m.group(4)
@@ -74,12 +83,6 @@ def lookup_members(query: str, *, limit: int = LOOKUP_LIMIT) -> tuple[str, list[
     if compact.isdigit() and len(compact) == 4:
         return "phone_tail", list(base.filter(phone_tail=compact).order_by("pk")[:limit])
     if compact.isalnum() and any(ch.isdigit() for ch in compact):
-        card = (
-            Card.objects.filter(number=compact.upper()).only("member_id", "status").first()
-            or Card.objects.filter(number=compact).only("member_id", "status").first()
-        )
-        if card is not None:
-            return "card", list(base.filter(pk=card.member_id))
         return "member_no", list(base.filter(member_no=compact)[:limit])
     if is_pinyin_query(compact):
         ids = _pinyin_ids(compact.lower(), limit=limit)
