@@ -115,6 +115,18 @@ class Staff(AbstractUser):
     def is_hq(self) -> bool:
         return self.role in HQ_ROLES
 
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        # Django admin (catalog and configuration) follows the CareCard role, not Django's
+        # per-model permission tables: HQ administrators manage it.
+        if self.is_active and self.role == Role.HQ_ADMIN:
+            return True
+        return super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        if self.is_active and self.role == Role.HQ_ADMIN:
+            return True
+        return super().has_module_perms(app_label)
+
     def can(self, perm: str) -> bool:
         return self.is_active and role_has(self.role, perm)
 

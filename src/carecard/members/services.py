@@ -174,6 +174,17 @@ def _resolve_referrer(code: str) -> Member | None:
     return referrer
 
 
+def _resolve_group(raw: Any) -> MemberGroup | None:
+    if raw in (None, ""):
+        return None
+    if isinstance(raw, MemberGroup):
+        return raw
+    group = MemberGroup.objects.filter(pk=int(raw)).first() if str(raw).isdigit() else None
+    if group is None:
+        raise ValidationFailed([FieldError("group", "not_found", _("团体不存在"))])
+    return group
+
+
 @transaction.atomic
 def member_enrol(
     *,
@@ -203,6 +214,9 @@ def member_enrol(
         raise ValidationFailed(errors)
     policy = policy_get()
     referrer = _resolve_referrer(str(data.get("referrer") or ""))
+    group = _resolve_group(data.get("group"))
+    if group is not None and "acquisition_channel" not in data:
+        values["acquisition_channel"] = "group"
     id_index = blind_index(values["id_number"]) if values["id_number"] else None
     _check_unique(phone=values["phone"], id_index=id_index, exclude_pk=None)
     _fill_address(values)
@@ -235,6 +249,7 @@ def member_enrol(
             home_store=store,
             enrolled_by=actor if actor and actor.pk else None,
             referrer=referrer,
+            group=group,
             zone=zone_for(
                 store=store,
                 district=values.get("district", ""),
