@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_tasks_db",
+    "ninja",  # serves Swagger UI for /api/v1/docs from its wheel, never a CDN
     "carecard.core",
     "carecard.chain",
     "carecard.catalog",

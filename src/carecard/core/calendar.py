@@ -21,7 +21,10 @@ def lunar_to_solar(year: int, month: int, day: int, *, leap: bool = False) -> dt
     if lm is None or day > lm.getDayCount():
         raise InvalidLunarDate(f"{year}-{'闰' if leap else ''}{month}-{day}")
     solar = Lunar.fromYmd(year, lunar_month, day).getSolar()
-    return dt.date(solar.getYear(), solar.getMonth(), solar.getDay())
+    try:
+        return dt.date(solar.getYear(), solar.getMonth(), solar.getDay())
+    except ValueError as exc:  # lunar year 0, or a date past 9999-12-31
+        raise InvalidLunarDate(f"{year}-{month}-{day}") from exc
 
 
 def solar_to_lunar(day: dt.date) -> tuple[int, int, int, bool]:

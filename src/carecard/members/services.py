@@ -409,6 +409,7 @@ def consent_set(
     granted: bool,
     channel: str,
     ip: str | None = None,
+    terminal_id: int | None = None,
 ) -> Consent:
     """Record a consent decision (G-1); withdrawal takes effect at once."""
     if purpose not in ConsentPurpose.values:
@@ -435,6 +436,7 @@ def consent_set(
         store_id=member.home_store_id,
         target=f"member:{member.member_no}",
         ip=ip,
+        terminal_id=terminal_id,
         detail={"purpose": purpose, "granted": granted, "channel": channel},
     )
     return consent
