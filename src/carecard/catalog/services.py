@@ -19,6 +19,11 @@ def category_upsert(
     return category
 
 
+def drug_class_upsert(*, code: str, name: str) -> DrugClass:
+    drug_class, _ = DrugClass.objects.update_or_create(code=code, defaults={"name": name})
+    return drug_class
+
+
 def ingredient_get_or_create(name: str) -> Ingredient:
     ingredient, _ = Ingredient.objects.get_or_create(
         name=name, defaults={"code": "ING" + hashlib.sha256(name.encode()).hexdigest()[:10].upper()}

@@ -86,8 +86,13 @@ def staff_create(
     staff_code: str = "",
     mobile: str = "",
     check_password: bool = True,
+    password_hash: str = "",
 ) -> Staff:
-    """Create a staff account; HQ roles have no home store. Audited."""
+    """Create a staff account; HQ roles have no home store. Audited.
+
+    ``password_hash`` (from ``make_password``) replaces hashing ``password`` here: the demo chain
+    gives dozens of accounts one password and hashes it once (scrypt costs ~0.3 s a hash).
+    """
     errors = _validate_staff(
         username=username,
         role=role,
@@ -110,7 +115,10 @@ def staff_create(
                 is_staff=role == Role.HQ_ADMIN,
                 is_superuser=False,
             )
-            staff.set_password(password)
+            if password_hash:
+                staff.password = password_hash
+            else:
+                staff.set_password(password)
             staff.save()
     except IntegrityError as exc:
         raise ValidationFailed(
