@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 from django.utils import timezone
 from lunar_python import Lunar, LunarMonth
@@ -12,6 +13,7 @@ class InvalidLunarDate(ValueError):
     pass
 
 
+@lru_cache(maxsize=65536)  # lunar-python recomputes a whole year on each cache miss
 def lunar_to_solar(year: int, month: int, day: int, *, leap: bool = False) -> dt.date:
     """Solar date of a lunar date; ``leap`` selects the leap month (闰月)."""
     lunar_month = -month if leap else month

@@ -96,8 +96,9 @@ def _new_referral_code() -> str:
     return "".join(secrets.choice(_REFERRAL_ALPHABET) for _ in range(8))
 
 
-def _save_search_keys(member: Member) -> None:
-    MemberSearchKey.objects.filter(member=member).delete()
+def _save_search_keys(member: Member, *, new: bool = False) -> None:
+    if not new:
+        MemberSearchKey.objects.filter(member=member).delete()
     MemberSearchKey.objects.bulk_create(
         [MemberSearchKey(member=member, key=k[:64]) for k in pinyin_keys(member.name)]
     )
@@ -123,20 +124,22 @@ def _raise_duplicate(field: str, existing: Member, code: str) -> None:
 
 
 def _check_unique(*, phone: str | None, id_index: str | None, exclude_pk: int | None) -> None:
-    live = Member.objects.filter(status__in=LIVE)
+    if not phone and not id_index:
+        return
+    match = Q(phone=phone) if phone else Q()
+    if id_index:
+        match |= Q(id_number_index=id_index)
+    live = Member.objects.filter(match, status__in=LIVE)
     if exclude_pk:
         live = live.exclude(pk=exclude_pk)
-    if phone:
-        existing = live.filter(phone=phone).first()
-        if existing:
+    # One query for both keys; the phone is reported first when both collide.
+    for existing in sorted(live[:2], key=lambda m: m.phone != phone):
+        if phone and existing.phone == phone:
             _raise_duplicate("phone", existing, "duplicate_phone")
-    if id_index:
-        existing = live.filter(id_number_index=id_index).first()
-        if existing:
-            _raise_duplicate("id_number", existing, "duplicate_id_number")
+        _raise_duplicate("id_number", existing, "duplicate_id_number")
 
 
-def _record_consent(
+def _consent_row(
     *,
     member: Member,
     purpose: str,
@@ -151,7 +154,7 @@ def _record_consent(
         ConsentPurpose.MARKETING: policy.marketing_text_version,
         ConsentPurpose.HEALTH_DATA: policy.health_text_version,
     }[purpose]
-    return Consent.objects.create(
+    return Consent(
         member=member,
         purpose=purpose,
         granted=granted,
@@ -160,6 +163,12 @@ def _record_consent(
         at=at,
         recorded_by=actor if actor and actor.pk else None,
     )
+
+
+def _record_consent(**kwargs: Any) -> Consent:
+    consent = _consent_row(**kwargs)
+    consent.save()
+    return consent
 
 
 def _resolve_referrer(code: str) -> Member | None:
@@ -280,17 +289,21 @@ def member_enrol(
             if _attempt == 4:
                 raise Conflict("enrol_conflict", _("入会冲突，请重试")) from exc
     assert member is not None
-    for purpose, granted in consents.items():
-        _record_consent(
-            member=member,
-            purpose=purpose,
-            granted=granted,
-            channel=channel,
-            actor=actor,
-            policy=policy,
-            at=now,
-        )
-    _save_search_keys(member)
+    Consent.objects.bulk_create(
+        [
+            _consent_row(
+                member=member,
+                purpose=purpose,
+                granted=granted,
+                channel=channel,
+                actor=actor,
+                policy=policy,
+                at=now,
+            )
+            for purpose, granted in consents.items()
+        ]
+    )
+    _save_search_keys(member, new=True)
     physical = str(data.get("card_number") or "").strip()
     if physical:
         _issue_physical(member=member, number=physical, store=store, at=now, fee=Decimal("0"))
