@@ -161,6 +161,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        # Every option after "bench" is bench/run.py's (argparse's REMAINDER would refuse a
+        # leading "--members").
+        return cmd_bench(argparse.Namespace(rest=argv[1:]))
     parser = argparse.ArgumentParser(prog="carecard", description="CareCard 药店会员管理系统")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -297,6 +297,10 @@ class Member(models.Model):
             models.Index(fields=["phone_tail", "name"], name="member_phone_tail_name"),
             models.Index(fields=["name", "birthday"], name="member_name_birthday"),
             models.Index(fields=["home_store", "enrolled_at"], name="member_store_enrolled"),
+            # SQLite cannot use the partial unique indexes above when the status list is bound
+            # as parameters (as the ORM does): without these a phone or ID lookup scans the table.
+            models.Index(fields=["phone"], name="member_phone"),
+            models.Index(fields=["id_number_index"], name="member_id_number_index"),
         ]
 
     def __str__(self) -> str:
@@ -310,13 +314,18 @@ class Member(models.Model):
 class MemberSearchKey(models.Model):
     """Pinyin keys of a member's name (``zsf``, ``zhangsanfeng``), every polyphonic reading."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="search_keys")
+    # (member, key) below serves the foreign key and "does this member have a key starting
+    # with …" (phone tail + initials) from the index alone.
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="search_keys", db_index=False
+    )
     key = models.CharField(max_length=64)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["key", "member"], name="search_key_unique"),
         ]
+        indexes = [models.Index(fields=["member", "key"], name="search_key_member_key")]
 
     def __str__(self) -> str:
         return self.key

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Value
+from django.db.models.functions import Coalesce
 
 from carecard.chain.models import Staff
 from carecard.core.audit import AuditAction, audit
@@ -63,8 +64,9 @@ def lookup_members(query: str, *, limit: int = LOOKUP_LIMIT) -> tuple[str, list[
     compact = q.replace(" ", "").replace("-", "")
     if _PHONE_RE.match(compact):
         return "phone", list(base.filter(phone=compact)[:limit])
-    if compact.isalnum() and any(ch.isdigit() for ch in compact):
+    if compact.isascii() and compact.isalnum() and any(ch.isdigit() for ch in compact):
         # Exact identifiers first: a card number like "CARD9001" also reads as name + tail.
+        # (Card numbers are ASCII: "5678张三" goes straight to the tail + name search.)
         # One statement: the card's live owner (card numbers are unique).
         owners = base.filter(cards__number__in={compact, compact.upper()}).order_by("pk")
         if by_card := list(owners[:1]):
@@ -80,9 +82,11 @@ def lookup_members(query: str, *, limit: int = LOOKUP_LIMIT) -> tuple[str, list[
         if is_pinyin_query(name):
             # The ~100 members with this tail, each checked against its own pinyin keys: a
             # common prefix (zw) matches tens of thousands of members, so never list those.
+            # COALESCE keeps PostgreSQL from turning EXISTS into a semi-join that hashes every
+            # key with the prefix (6 767 for "zw"): each member is probed by (member, key).
             keys = MemberSearchKey.objects.filter(member=OuterRef("pk"))
-            matches = base.filter(Exists(_prefix_range(keys, "key", name.lower())))
-            return "phone_tail", list(matches.filter(phone_tail=tail)[:limit])
+            has_key = Coalesce(Exists(_prefix_range(keys, "key", name.lower())), Value(False))
+            return "phone_tail", list(base.filter(has_key, phone_tail=tail)[:limit])
         return "phone_tail", list(_prefix_range(base.filter(phone_tail=tail), "name", name)[:limit])
     if compact.isdigit() and len(compact) == 4:
         return "phone_tail", list(base.filter(phone_tail=compact).order_by("pk")[:limit])
