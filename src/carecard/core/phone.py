@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 from django.conf import settings
@@ -14,21 +15,43 @@ class InvalidPhone(ValueError):
     pass
 
 
+@lru_cache(maxsize=100_000)
+def _cn_segment_valid(segment: str) -> bool:
+    """Whether an 11-digit mainland mobile starting with this 7-digit segment (号段) is valid.
+
+    The metadata decides validity on at most the first 5 digits and the length, so the answer
+    for one number holds for every number of its segment; imports check millions of phones.
+    """
+    number = segment + "0000"
+    if number.startswith("179"):
+        # 179xx is also a carrier-selection prefix that parsing may strip: take the full path
+        # (which can even find too few digits left).
+        try:
+            return phonenumbers.is_valid_number(phonenumbers.parse(number, "CN"))
+        except phonenumbers.NumberParseException:
+            return False
+    # Otherwise parsing a 1[3-9] national number yields exactly this number; skip the parser.
+    return phonenumbers.is_valid_number(
+        phonenumbers.PhoneNumber(country_code=86, national_number=int(number))
+    )
+
+
 def normalize_mobile(raw: str, region: str | None = None) -> str:
     """Return the canonical form: 11 digits for mainland mobiles, E.164 for others.
 
     Raises InvalidPhone when the number is not a valid mobile number.
     """
-    value = re.sub(r"[\s\-()]", "", raw or "")
-    if value.startswith("+86"):
-        value = value[3:]
-    elif value.startswith("0086"):
-        value = value[4:]
+    value = raw or ""
+    if not (len(value) == 11 and value.isascii() and value.isdigit()):
+        value = re.sub(r"[\s\-()]", "", value)
+        if value.startswith("+86"):
+            value = value[3:]
+        elif value.startswith("0086"):
+            value = value[4:]
     if _CN_MOBILE.match(value):
         # phonenumbers knows which 1xx prefixes are allocated; the regex alone accepts 19x ranges
-        # that may not exist yet, so confirm with the metadata.
-        parsed = phonenumbers.parse(value, "CN")
-        if phonenumbers.is_valid_number(parsed):
+        # that may not exist yet, so confirm with the metadata (cached per number segment).
+        if _cn_segment_valid(value[:7]):
             return value
         raise InvalidPhone(value)
     try:

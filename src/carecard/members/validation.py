@@ -10,11 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext as _
+from django.utils.translation import override
 
 from carecard.core.calendar import InvalidLunarDate, lunar_to_solar
 from carecard.core.errors import FieldError
@@ -60,13 +63,29 @@ def _as_bool(value: Any) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "y", "是", "同意", "on"}
 
 
+@lru_cache(maxsize=64)
+def _choice_maps(choices: type) -> tuple[frozenset[str], dict[str, str]]:
+    # Labels in every configured language are accepted; built once per choices class because
+    # imports validate millions of rows and translating labels per row dominated the cost.
+    by_label: dict[str, str] = {}
+    for code, _name in settings.LANGUAGES:
+        with override(code):
+            by_label.update({str(label): value for value, label in choices.choices})
+    return frozenset(choices.values), by_label
+
+
 def _choices(
     field: str, raw: Any, choices: type, errors: list[FieldError], *, labels: bool = True
 ) -> list[str]:
-    by_label = {str(label): value for value, label in choices.choices} if labels else {}
+    items = _as_list(raw)
+    if not items:
+        return []
+    values, by_label = _choice_maps(choices)
+    if not labels:
+        by_label = {}
     out: list[str] = []
-    for item in _as_list(raw):
-        value = item if item in choices.values else by_label.get(item)
+    for item in items:
+        value = item if item in values else by_label.get(item)
         if value is None:
             errors.append(FieldError(field, "invalid_choice", _("无效的选项：%(v)s") % {"v": item}))
         elif value not in out:
