@@ -79,3 +79,12 @@ def test_staff_create_validation_and_role_change_audited(store, hq_admin):
     assert staff.home_store is None
     entry = AuditEntry.objects.get(action=AuditAction.ROLE_CHANGE)
     assert entry.detail["before"]["role"] == Role.CLERK
+
+
+def test_console_logout_is_audited(client, store):
+    staff = make_staff(Role.CLERK, store, username="byebye")
+    client.force_login(staff)
+    response = client.post("/logout/")
+    assert response.status_code == 302
+    entry = AuditEntry.objects.get(action=AuditAction.LOGOUT)
+    assert entry.actor == staff

@@ -188,3 +188,30 @@ def test_consent_withdrawal_is_recorded_and_cached(store, clerk):
         .values_list("granted", flat=True)
     )
     assert history == [True, False]
+
+
+def test_validity_from_29_february_ends_on_28_february():
+    import datetime as dt
+
+    assert services.valid_until_for(3, dt.date(2024, 2, 29)) == dt.date(2027, 2, 28)
+    assert services.valid_until_for(4, dt.date(2024, 2, 29)) == dt.date(2028, 2, 29)
+    assert services.valid_until_for(None, dt.date(2024, 2, 29)) is None
+
+
+def test_enrolment_on_29_february_with_validity_years(store):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    policy = services.policy_get()
+    policy.validity_years = 1
+    policy.save()
+    at = dt.datetime(2024, 2, 29, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    member = services.member_enrol(actor=None, store=store, data=member_data(), enrolled_at=at)
+    assert member.valid_until == dt.date(2025, 2, 28)
+
+
+def test_acquisition_channel_label_with_slash_is_accepted(store):
+    member = make_member(store, acquisition_channel="新媒体/微信扫码", preferred_channel="微信")
+    assert member.acquisition_channel == "new_media"
+    assert member.preferred_channel == "wechat"
+    assert member.contact_channels == ["wechat"]

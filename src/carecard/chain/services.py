@@ -199,6 +199,11 @@ def login_record_success(*, staff: Staff, ip: str | None) -> None:
     audit(action=AuditAction.LOGIN, actor=staff, store_id=staff.home_store_id, ip=ip)
 
 
+@transaction.atomic
+def logout_record(*, staff: Staff, ip: str | None) -> None:
+    audit(action=AuditAction.LOGOUT, actor=staff, store_id=staff.home_store_id, ip=ip)
+
+
 def _new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 

@@ -76,6 +76,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        chain_services.logout_record(staff=request.user, ip=client_ip(request))
     logout(request)
     return redirect("console:login")
 

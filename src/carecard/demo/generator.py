@@ -433,10 +433,9 @@ class BulkEnroller:
             consents = {
                 p: values.pop(f"consent_{p}") for p in ("terms", "marketing", "health_data")
             }
-            valid_until = None
-            if self.policy.validity_years:
-                local = timezone.localdate(now)
-                valid_until = local.replace(year=local.year + self.policy.validity_years)
+            valid_until = member_services.valid_until_for(
+                self.policy.validity_years, timezone.localdate(now)
+            )
             store = stores[spec.store]
             status = self._status()
             member = Member(

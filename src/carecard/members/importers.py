@@ -77,7 +77,13 @@ from carecard.members.models import (
     MemberSearchKey,
     MemberStatus,
 )
-from carecard.members.services import DEFAULT_REQUIRED_FIELDS, LIVE, completeness, policy_get
+from carecard.members.services import (
+    DEFAULT_REQUIRED_FIELDS,
+    LIVE,
+    completeness,
+    policy_get,
+    valid_until_for,
+)
 from carecard.members.validation import (  # the private helpers keep the fast path identical
     _GENDER_WORDS,
     HEALTH_FIELDS,
@@ -226,7 +232,8 @@ def _cached_list(raw: str) -> tuple[str, ...]:
 @lru_cache(maxsize=1 << 14)
 def _cached_choices(field_name: str, raw: str, choices: type) -> tuple[str, ...] | None:
     errors: list[Any] = []
-    values = _choices(field_name, raw, choices, errors)
+    single = field_name in ("preferred_channel", "acquisition_channel")
+    values = _choices(field_name, raw, choices, errors, single=single)
     return None if errors else tuple(values)
 
 
@@ -488,13 +495,7 @@ def prepare_row(rec: dict[str, str], row: int, ctx: ImportContext) -> Prepared |
         values["community"] = values.get("community") or parsed.detail
     pct, complete = completeness(values, ctx.required_fields)
     consents = {p: values.pop(f"consent_{p}") for p in ("terms", "marketing", "health_data")}
-    valid_until = None
-    if ctx.validity_years:
-        day = _local_date(enrolled_at)
-        try:
-            valid_until = day.replace(year=day.year + ctx.validity_years)
-        except ValueError:  # enrolled on 29 February: valid until 28 February
-            valid_until = day.replace(year=day.year + ctx.validity_years, day=28)
+    valid_until = valid_until_for(ctx.validity_years, _local_date(enrolled_at))
     return Prepared(
         row=row,
         external_code=external_code,

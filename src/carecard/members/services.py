@@ -88,6 +88,16 @@ def zone_for(*, store: Store, district: str, community: str, address: str) -> Tr
     return best
 
 
+def valid_until_for(years: int | None, enrolled_on: dt.date) -> dt.date | None:
+    """Card validity end (M-4): ``years`` after enrolment; 29 February ends on 28 February."""
+    if not years:
+        return None
+    try:
+        return enrolled_on.replace(year=enrolled_on.year + years)
+    except ValueError:
+        return enrolled_on.replace(year=enrolled_on.year + years, day=28)
+
+
 def _new_digits(n: int) -> str:
     return str(secrets.randbelow(9 * 10 ** (n - 1)) + 10 ** (n - 1))
 
@@ -240,11 +250,7 @@ def member_enrol(
         status = MemberStatus.PENDING
     pct, complete = completeness(values, policy.required_fields)
     consents = {p: values.pop(f"consent_{p}") for p in ("terms", "marketing", "health_data")}
-    valid_until = None
-    if policy.validity_years:
-        valid_until = timezone.localdate(now).replace(
-            year=timezone.localdate(now).year + policy.validity_years
-        )
+    valid_until = valid_until_for(policy.validity_years, timezone.localdate(now))
     member = None
     for _attempt in range(5):  # random member/card numbers: retry the rare collision
         member = Member(

@@ -75,9 +75,20 @@ def _choice_maps(choices: type) -> tuple[frozenset[str], dict[str, str]]:
 
 
 def _choices(
-    field: str, raw: Any, choices: type, errors: list[FieldError], *, labels: bool = True
+    field: str,
+    raw: Any,
+    choices: type,
+    errors: list[FieldError],
+    *,
+    labels: bool = True,
+    single: bool = False,
 ) -> list[str]:
-    items = _as_list(raw)
+    # A single-choice field is never split: labels such as 新媒体/微信扫码 contain separators.
+    if single:
+        text = "" if raw is None else str(raw).strip()
+        items = [text] if text else []
+    else:
+        items = _as_list(raw)
     if not items:
         return []
     values, by_label = _choice_maps(choices)
@@ -244,7 +255,9 @@ def clean_member(
             "contact_channels", data.get("contact_channels"), ContactChannel, errors
         )
     if given("preferred_channel"):
-        pref = _choices("preferred_channel", data.get("preferred_channel"), ContactChannel, errors)
+        pref = _choices(
+            "preferred_channel", data.get("preferred_channel"), ContactChannel, errors, single=True
+        )
         out["preferred_channel"] = pref[0] if pref else ""
         if pref and "contact_channels" in out and pref[0] not in out["contact_channels"]:
             out["contact_channels"].append(pref[0])
@@ -254,6 +267,7 @@ def clean_member(
             data.get("acquisition_channel") or "in_store",
             AcquisitionChannel,
             errors,
+            single=True,
         )
         out["acquisition_channel"] = acq[0] if acq else "in_store"
 
