@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, QuerySet, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 
 from carecard.chain.models import Staff
 from carecard.core.audit import AuditAction, audit
@@ -40,6 +39,25 @@ _LOOKUP_FIELDS = (
     "home_store_id",
     "completeness",
 )
+
+
+# "Last 4 digits + pinyin initials" is the counter's most common typed lookup. Written as SQL
+# because compiling the ORM's Exists/Coalesce expression cost ~3 ms, ten times the query itself.
+# COALESCE keeps PostgreSQL from turning EXISTS into a semi-join that hashes every key with the
+# prefix (6 767 for "zw"): each of the ~100 members with this tail is probed by (member, key).
+_TAIL_PINYIN_SQL = (
+    "SELECT {cols} FROM members_member m WHERE m.phone_tail = %s"
+    " AND m.status IN ('active', 'pending')"
+    " AND COALESCE(EXISTS (SELECT 1 FROM members_membersearchkey k"
+    " WHERE k.member_id = m.id AND k.key >= %s AND k.key < %s), FALSE)"
+    " ORDER BY m.id LIMIT %s"
+)
+
+
+def _tail_pinyin(tail: str, prefix: str, limit: int) -> list[Member]:
+    cols = ", ".join(f"m.{Member._meta.get_field(f).column}" for f in _LOOKUP_FIELDS)
+    sql = _TAIL_PINYIN_SQL.format(cols=cols)
+    return list(Member.objects.raw(sql, [tail, prefix, prefix + "\U0010ffff", limit]))
 
 
 def _prefix_range(qs: QuerySet[Any], column: str, prefix: str) -> QuerySet[Any]:
@@ -80,13 +98,7 @@ def lookup_members(query: str, *, limit: int = LOOKUP_LIMIT) -> tuple[str, list[
         tail = m.group(1) or m.group(4)
         name = (m.group(2) or m.group(3)).strip()
         if is_pinyin_query(name):
-            # The ~100 members with this tail, each checked against its own pinyin keys: a
-            # common prefix (zw) matches tens of thousands of members, so never list those.
-            # COALESCE keeps PostgreSQL from turning EXISTS into a semi-join that hashes every
-            # key with the prefix (6 767 for "zw"): each member is probed by (member, key).
-            keys = MemberSearchKey.objects.filter(member=OuterRef("pk"))
-            has_key = Coalesce(Exists(_prefix_range(keys, "key", name.lower())), Value(False))
-            return "phone_tail", list(base.filter(has_key, phone_tail=tail)[:limit])
+            return "phone_tail", _tail_pinyin(tail, name.lower(), limit)
         return "phone_tail", list(_prefix_range(base.filter(phone_tail=tail), "name", name)[:limit])
     if compact.isdigit() and len(compact) == 4:
         return "phone_tail", list(base.filter(phone_tail=compact).order_by("pk")[:limit])
