@@ -33,7 +33,6 @@ from django.utils import timezone
 from carecard.catalog import services as catalog_services
 from carecard.chain import services as chain_services
 from carecard.chain.models import Staff, Store, TradingZone
-from carecard.core.address import parse_address
 from carecard.core.audit import AuditAction
 from carecard.core.crypto import blind_index
 from carecard.core.errors import ValidationFailed
@@ -422,12 +421,7 @@ class BulkEnroller:
             group = groups[spec.group] if spec.group is not None else None
             if group is not None and "acquisition_channel" not in spec.data:
                 values["acquisition_channel"] = "group"
-            if values.get("address") and not (values.get("province") and values.get("district")):
-                parsed = parse_address(values["address"])
-                values["province"] = values.get("province") or parsed.province
-                values["city"] = values.get("city") or parsed.city
-                values["district"] = values.get("district") or parsed.district
-                values["community"] = values.get("community") or parsed.detail
+            member_services.fill_address(values)
             id_index = blind_index(values["id_number"]) if values["id_number"] else None
             pct, complete = member_services.completeness(values, self.policy.required_fields)
             consents = {

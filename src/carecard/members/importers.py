@@ -47,7 +47,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from carecard.chain.models import Staff, Store, TradingZone
-from carecard.core.address import parse_address
 from carecard.core.audit import AuditAction, audit
 from carecard.core.crypto import blind_index
 from carecard.core.idcard import InvalidIdNumber, parse_id_number
@@ -81,6 +80,7 @@ from carecard.members.services import (
     DEFAULT_REQUIRED_FIELDS,
     LIVE,
     completeness,
+    fill_address,
     policy_get,
     valid_until_for,
 )
@@ -487,12 +487,7 @@ def prepare_row(rec: dict[str, str], row: int, ctx: ImportContext) -> Prepared |
         return errors
     # Structured columns win; the (slow) address parser runs only when they are missing, exactly
     # as at enrolment.
-    if values.get("address") and not (values.get("province") and values.get("district")):
-        parsed = parse_address(values["address"])
-        values["province"] = values.get("province") or parsed.province
-        values["city"] = values.get("city") or parsed.city
-        values["district"] = values.get("district") or parsed.district
-        values["community"] = values.get("community") or parsed.detail
+    fill_address(values)
     pct, complete = completeness(values, ctx.required_fields)
     consents = {p: values.pop(f"consent_{p}") for p in ("terms", "marketing", "health_data")}
     valid_until = valid_until_for(ctx.validity_years, _local_date(enrolled_at))

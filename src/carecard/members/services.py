@@ -114,7 +114,8 @@ def _save_search_keys(member: Member, *, new: bool = False) -> None:
     )
 
 
-def _fill_address(values: dict[str, Any]) -> None:
+def fill_address(values: dict[str, Any]) -> None:
+    """Fill province/city/district/community from a free-text address when they are missing."""
     if values.get("address") and not (values.get("province") and values.get("district")):
         parsed = parse_address(values["address"])
         values["province"] = values.get("province") or parsed.province
@@ -238,7 +239,7 @@ def member_enrol(
         values["acquisition_channel"] = "group"
     id_index = blind_index(values["id_number"]) if values["id_number"] else None
     _check_unique(phone=values["phone"], id_index=id_index, exclude_pk=None)
-    _fill_address(values)
+    fill_address(values)
 
     status = MemberStatus.ACTIVE
     if (
@@ -367,7 +368,7 @@ def member_update(
     _check_unique(phone=values.get("phone"), id_index=id_index, exclude_pk=member.pk)
     if "address" in values and "district" not in data:
         values["province"] = values["city"] = values["district"] = values["community"] = ""
-        _fill_address(values)
+        fill_address(values)
     changed = sorted(k for k, v in values.items() if getattr(member, k) != v)
     for key, value in values.items():
         setattr(member, key, value)
