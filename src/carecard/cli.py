@@ -58,7 +58,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"seed={args.seed} …",
             flush=True,
         )
-        stats = generate_demo(members=args.members, seed=args.seed, password=DEMO_PASSWORD)
+        import datetime as dt
+
+        from django.utils import timezone
+
+        # The chain's history ends yesterday, so this month's and today's figures are live;
+        # --today pins it for a reproducible chain.
+        today = dt.date.fromisoformat(args.today) if args.today else timezone.localdate()
+        stats = generate_demo(
+            members=args.members,
+            seed=args.seed,
+            password=DEMO_PASSWORD,
+            today=today - dt.timedelta(days=1),
+        )
         print("  " + ", ".join(f"{k}={v}" for k, v in stats.items()), flush=True)
     else:
         print("使用已有演示数据 (reusing the demo data; --fresh starts over).", flush=True)
@@ -172,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="演示：SQLite + 演示数据 + 控制台")
     demo.add_argument("--members", type=int, default=20000, help="会员数 (default 20000)")
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--today", help="固定演示数据的当天日期 YYYY-MM-DD（默认今天）")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--fresh", action="store_true", help="删除已有演示数据库后重建")
     demo.add_argument("--no-serve", action="store_true", help="只生成数据，不启动服务")
