@@ -20,7 +20,6 @@ from carecard.members.models import (
     Consent,
     DuplicateDismissal,
     Member,
-    MemberSearchKey,
     MemberStatus,
 )
 
@@ -41,23 +40,47 @@ _LOOKUP_FIELDS = (
 )
 
 
-# "Last 4 digits + pinyin initials" is the counter's most common typed lookup. Written as SQL
-# because compiling the ORM's Exists/Coalesce expression cost ~3 ms, ten times the query itself.
-# COALESCE keeps PostgreSQL from turning EXISTS into a semi-join that hashes every key with the
-# prefix (6 767 for "zw"): each of the ~100 members with this tail is probed by (member, key).
-_TAIL_PINYIN_SQL = (
-    "SELECT {cols} FROM members_member m WHERE m.phone_tail = %s"
-    " AND m.status IN ('active', 'pending')"
-    " AND COALESCE(EXISTS (SELECT 1 FROM members_membersearchkey k"
-    " WHERE k.member_id = m.id AND k.key >= %s AND k.key < %s), FALSE)"
-    " ORDER BY m.id LIMIT %s"
-)
+# The hot multi-row lookups are written as SQL: compiling the ORM expression cost ~3 ms on a
+# slow store PC, ten times the query itself. Every fragment below is a constant; values are
+# always bound parameters.
+_HIGH = "\U0010ffff"  # prefix p matches p <= key < p + U+10FFFF, a plain b-tree range
+
+
+def _raw_members(where: str, params: list[Any], *, order: str, limit: int) -> list[Member]:
+    cols = ", ".join(f"m.{Member._meta.get_field(f).column}" for f in _LOOKUP_FIELDS)
+    sql = (
+        f"SELECT {cols} FROM members_member m"  # noqa: S608 — constant fragments only
+        f" WHERE m.status IN ('active', 'pending') AND {where} ORDER BY {order} LIMIT %s"
+    )
+    return list(Member.objects.raw(sql, [*params, limit]))
 
 
 def _tail_pinyin(tail: str, prefix: str, limit: int) -> list[Member]:
-    cols = ", ".join(f"m.{Member._meta.get_field(f).column}" for f in _LOOKUP_FIELDS)
-    sql = _TAIL_PINYIN_SQL.format(cols=cols)
-    return list(Member.objects.raw(sql, [tail, prefix, prefix + "\U0010ffff", limit]))
+    # COALESCE keeps PostgreSQL from turning EXISTS into a semi-join that hashes every key with
+    # the prefix (6 767 for "zw"): each of the ~100 members with this tail is probed by
+    # (member, key).
+    where = (
+        "m.phone_tail = %s AND COALESCE(EXISTS (SELECT 1 FROM members_membersearchkey k"
+        " WHERE k.member_id = m.id AND k.key >= %s AND k.key < %s), FALSE)"
+    )
+    return _raw_members(where, [tail, prefix, prefix + _HIGH], order="m.id", limit=limit)
+
+
+def _name_prefix(prefix: str, limit: int) -> list[Member]:
+    # Exactly the order of the (name, birthday) index, so the scan stops after ``limit`` rows
+    # even for a surname shared by 7 % of the members (an extra sort key would sort them all).
+    where = "m.name >= %s AND m.name < %s"
+    return _raw_members(where, [prefix, prefix + _HIGH], order="m.name, m.birthday", limit=limit)
+
+
+def _pinyin(prefix: str, limit: int) -> list[Member]:
+    ids = _pinyin_ids(prefix, limit=limit)
+    if not ids:
+        return []
+    marks = ", ".join(["%s"] * len(ids))
+    found = _raw_members(f"m.id IN ({marks})", ids, order="m.id", limit=len(ids))
+    by_id = {m.pk: m for m in found}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 def _prefix_range(qs: QuerySet[Any], column: str, prefix: str) -> QuerySet[Any]:
@@ -105,17 +128,18 @@ def lookup_members(query: str, *, limit: int = LOOKUP_LIMIT) -> tuple[str, list[
     if compact.isalnum() and any(ch.isdigit() for ch in compact):
         return "member_no", list(base.filter(member_no=compact)[:limit])
     if is_pinyin_query(compact):
-        ids = _pinyin_ids(compact.lower(), limit=limit)
-        by_id = {m.pk: m for m in base.filter(pk__in=ids)}
-        return "pinyin", [by_id[i] for i in ids if i in by_id]
-    # Exactly the order of the (name, birthday) index, so the scan stops after ``limit`` rows
-    # even for a surname shared by 7 % of the members (an extra sort key would sort them all).
-    return "name", list(_prefix_range(base, "name", q).order_by("name", "birthday")[:limit])
+        return "pinyin", _pinyin(compact.lower(), limit)
+    return "name", _name_prefix(q, limit)
 
 
 def _pinyin_ids(prefix: str, *, limit: int) -> list[int]:
-    qs = _prefix_range(MemberSearchKey.objects.all(), "key", prefix).order_by("key", "member_id")
-    return list(dict.fromkeys(qs.values_list("member_id", flat=True)[: limit * 2]))[:limit]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT member_id FROM members_membersearchkey WHERE key >= %s AND key < %s"
+            " ORDER BY key, member_id LIMIT %s",
+            [prefix, prefix + _HIGH, limit * 2],
+        )
+        return list(dict.fromkeys(row[0] for row in cursor.fetchall()))[:limit]
 
 
 @dataclass
