@@ -23,6 +23,7 @@ from carecard.core.importing import (
     ImportReport,
     check_length,
     parse_bool,
+    parse_choice,
     parse_decimal,
     parse_int,
     read_records,
@@ -90,17 +91,9 @@ _CLASS_WORDS = {
 
 
 def _item_class(text: str) -> str:
-    value = text.strip()
-    if value.lower() in ItemClass.values:
-        return value.lower()
-    by_label = {str(label).lower(): code for code, label in ItemClass.choices}
-    found = by_label.get(value.lower()) or _CLASS_WORDS.get(value.lower())
-    if found is None:
-        raise ValueError(
-            _("未知类别「%(v)s」，应为：%(all)s")
-            % {"v": value, "all": "、".join(str(label) for _c, label in ItemClass.choices)}
-        )
-    return str(found)
+    return parse_choice(
+        text, ItemClass, words=_CLASS_WORDS, message=_("未知类别「%(v)s」，应为：%(all)s")
+    )
 
 
 def import_products(path: Path, *, actor: Any = None) -> ImportReport:

@@ -24,6 +24,7 @@ from carecard.core.importing import (
     ImportReport,
     check_length,
     parse_bool,
+    parse_choice,
     parse_date,
     read_records,
     row_failure,
@@ -77,17 +78,9 @@ _ROLE_WORDS = {
 
 
 def _role(text: str) -> str:
-    value = text.strip()
-    if value.lower() in Role.values:
-        return value.lower()
-    by_label = {str(label): code for code, label in Role.choices}
-    role = by_label.get(value) or _ROLE_WORDS.get(value)
-    if role is None:
-        raise ValueError(
-            _("未知角色「%(v)s」，应为：%(all)s")
-            % {"v": value, "all": "、".join(str(label) for _c, label in Role.choices)}
-        )
-    return str(role)
+    return parse_choice(
+        text, Role, words=_ROLE_WORDS, message=_("未知角色「%(v)s」，应为：%(all)s")
+    )
 
 
 def _zones(text: str) -> list[dict[str, Any]]:

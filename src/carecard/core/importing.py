@@ -25,7 +25,7 @@ import importlib
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -440,6 +440,23 @@ def parse_int(text: str, *, minimum: int | None = 0) -> int:
     if minimum is not None and number < minimum:
         raise ValueError(_("不能小于 %(m)d：%(v)s") % {"m": minimum, "v": text})
     return number
+
+
+def parse_choice(text: str, choices: Any, *, words: Mapping[str, str], message: str) -> str:
+    """A choice code from its code, its label (any case) or a synonym in ``words``.
+
+    ``message`` is the caller's translated template with ``%(v)s`` and ``%(all)s``.
+    """
+    value = text.strip()
+    key = value.lower()
+    if key in choices.values:
+        return key
+    by_label = {str(label).lower(): code for code, label in choices.choices}
+    found = by_label.get(key) or words.get(key)
+    if found is None:
+        labels = "、".join(str(label) for _code, label in choices.choices)
+        raise ValueError(message % {"v": value, "all": labels})
+    return str(found)
 
 
 def split_list(text: str) -> list[str]:
