@@ -7,7 +7,7 @@ import random
 import phonenumbers
 import pytest
 
-from carecard.core.phone import InvalidPhone, normalize_mobile
+from carecard.core.phone import SEGMENT_DIGITS, InvalidPhone, normalize_mobile
 
 
 def _reference(number: str) -> bool:
@@ -26,6 +26,16 @@ def test_segment_cache_agrees_with_phonenumbers():
         except InvalidPhone:
             ok = False
         assert ok is _reference(number), number
+
+
+def test_validity_is_decided_by_the_segment_for_every_segment():
+    # If a metadata release adds a rule on a further digit this fails, and SEGMENT_DIGITS must
+    # grow: the cache would otherwise accept or refuse a whole segment wrongly.
+    rng = random.Random(11)
+    width = 11 - SEGMENT_DIGITS
+    for segment in range(10 ** (SEGMENT_DIGITS - 1), 2 * 10 ** (SEGMENT_DIGITS - 1)):
+        rests = {"0" * width, "9" * width, *(f"{rng.randrange(10**width):0{width}d}" for _ in "ab")}
+        assert len({_reference(f"{segment}{rest}") for rest in rests}) == 1, segment
 
 
 @pytest.mark.parametrize("number", ["17912345678", "17406123456", "14012345678"])

@@ -57,6 +57,22 @@ def test_polyphonic_surname_found_by_both_readings(store):
     assert selectors.lookup_members("cgf")[1] == [zeng]
 
 
+def test_pinyin_results_in_key_order_then_enrolment(store):
+    sanfeng = make_member(store, name="张三丰", phone="13800000001")
+    sen = make_member(store, name="张森", phone="13800000002")
+    shun = make_member(store, name="周顺", phone="13800000003")
+    assert selectors.lookup_members("zs")[1] == [sen, shun, sanfeng]
+    assert selectors.lookup_members("zs", limit=2)[1] == [sen, shun]
+
+
+def test_card_number_that_reads_as_initials_and_tail(store):
+    owner = make_member(store, name="王五", phone="13800009001", card_number="ZS9001")
+    zhang = make_member(store, name="张三", phone="13900009002")
+    assert selectors.lookup_members("ZS9001") == ("card", [owner])
+    assert selectors.lookup_members("zs 9002") == ("phone_tail", [zhang])
+    assert selectors.lookup_members("9002 zs") == ("phone_tail", [zhang])
+
+
 def test_merged_members_are_not_found(store):
     from carecard.members import services
 
@@ -96,7 +112,9 @@ def test_masking_and_health_access_by_role_and_store(store, other_store):
 def test_lookup_query_budget(zhang, django_assert_max_num_queries):
     with django_assert_max_num_queries(1):
         selectors.lookup_members("13812345678")
-    with django_assert_max_num_queries(2):
+    with django_assert_max_num_queries(1):
         selectors.lookup_members("zsf")
-    with django_assert_max_num_queries(2):
+    with django_assert_max_num_queries(1):
+        selectors.lookup_members("5678zsf")
+    with django_assert_max_num_queries(1):
         selectors.lookup_members("CARD9001")

@@ -14,8 +14,8 @@ Two write paths, same rules:
   transaction bulk-creates and bulk-updates. Memory stays bounded by the batch.
 * bulk (``bulk=True``, PostgreSQL only): rows are validated in worker processes and streamed with
   ``COPY`` into a temporary staging table; duplicates and conflicts are found with set-based SQL,
-  then one ``INSERT … SELECT … ON CONFLICT (external_code) DO UPDATE`` writes the members, and
-  cards, consents and search keys follow as ``INSERT … SELECT``. One transaction for the file.
+  then one ``INSERT … SELECT`` writes the new members and one ``UPDATE … FROM`` the existing
+  ones; cards, consents and search keys follow as ``INSERT … SELECT``. One transaction for the file.
 
 A re-import updates the member with the same external code, only in the columns the file has;
 it never creates a second member. A phone, ID number or card number that belongs to another
@@ -1230,10 +1230,15 @@ class _BulkImport:
         timings = self.report.timings
         t0 = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
+            # A new row's member id is drawn from the members' own sequence as COPY fills the
+            # table (an update overwrites it with the existing id; the gap is harmless), so the
+            # cards, consents and keys need no lookup by member number after the insert.
             cursor.execute(
                 f"CREATE TEMP TABLE {self.stage} ("  # noqa: S608 — generated identifiers only
                 + ", ".join(f"{name} {kind}" for name, kind in _STAGE_COLUMNS)
-                + ", member_id bigint, is_update boolean NOT NULL DEFAULT false,"
+                + ", member_id bigint NOT NULL DEFAULT nextval(pg_get_serial_sequence("
+                "'members_member', 'id')),"
+                " is_update boolean NOT NULL DEFAULT false,"
                 " old_name text, old_status text, old_marketing boolean, old_health boolean"
                 ") ON COMMIT DROP"
             )
@@ -1323,7 +1328,7 @@ class _BulkImport:
                 cursor,
                 f"""DELETE FROM {stage} s USING members_member m
                     WHERE m.{column} = s.{column} AND m.status = ANY(%s)
-                      AND m.id IS DISTINCT FROM s.member_id
+                      AND (NOT s.is_update OR m.id <> s.member_id)
                     RETURNING s.row_no, s.external_code, m.member_no""",
                 key,
                 label,
@@ -1332,7 +1337,7 @@ class _BulkImport:
         self._reject_sql(
             cursor,
             f"""DELETE FROM {stage} s USING members_card c
-                WHERE c.number = s.card_number AND c.member_id IS DISTINCT FROM s.member_id
+                WHERE c.number = s.card_number AND (NOT s.is_update OR c.member_id <> s.member_id)
                 RETURNING s.row_no, s.external_code, c.number""",
             "card_number",
             _("该卡号已被使用"),
@@ -1421,11 +1426,15 @@ class _BulkImport:
         }
         member_cols.update(
             {
+                "id": "s.member_id",
                 "status": f"'{MemberStatus.ACTIVE}'",
                 "updated_at": "now()",
             }
         )
-        update_set = self._update_set(present)
+        # New and existing members apart: a plain INSERT is cheaper per row than an upsert's
+        # speculative insertion, and _resolve already knows which rows are updates. A member
+        # created meanwhile by another import with the same external code fails the unique
+        # constraint and the whole file rolls back.
         self._insert_select(
             cursor,
             Member,
@@ -1433,12 +1442,13 @@ class _BulkImport:
             f"{stage} s",
             # No ORDER BY: the staging table is read in COPY (file) order anyway, and sorting
             # a million wide rows would spill to disk.
-            "ON CONFLICT (external_code) DO UPDATE SET " + update_set,
+            "WHERE NOT s.is_update",
         )
-        cursor.execute(
-            f"""UPDATE {stage} s SET member_id = m.id FROM members_member m
-                WHERE NOT s.is_update AND m.member_no = s.member_no"""
-        )
+        if updated:
+            cursor.execute(
+                f"UPDATE members_member m SET {self._update_set(present)}"
+                f" FROM {stage} s WHERE s.is_update AND m.id = s.member_id"
+            )
         actor_id = self.actor.pk if self.actor is not None and self.actor.pk else None
         self._insert_select(
             cursor,
@@ -1544,31 +1554,26 @@ class _BulkImport:
                     "home_store": "home_store_id",
                     "enrolled_by": "enrolled_by_id",
                 }.get(name, name)
-                sets[col] = f"EXCLUDED.{col}"
+                sets[col] = f"s.{col}"
         if "home_store_id" in sets:
             sets["home_store_id"] = (
-                "CASE WHEN EXCLUDED.home_store_id = 0 THEN members_member.home_store_id "
-                "ELSE EXCLUDED.home_store_id END"
+                "CASE WHEN s.home_store_id = 0 THEN m.home_store_id ELSE s.home_store_id END"
             )
         if "enrolled_at" in sets:
             sets["enrolled_at"] = (
-                "CASE WHEN EXCLUDED.enrolled_at = '-infinity' THEN members_member.enrolled_at "
-                "ELSE EXCLUDED.enrolled_at END"
+                "CASE WHEN s.enrolled_at = '-infinity' THEN m.enrolled_at ELSE s.enrolled_at END"
             )
         if "id_number" in present:
             for col in ("birthday", "gender"):
                 if col not in sets:
-                    sets[col] = (
-                        f"CASE WHEN EXCLUDED.id_number <> '' THEN EXCLUDED.{col} "
-                        f"ELSE members_member.{col} END"
-                    )
+                    sets[col] = f"CASE WHEN s.id_number <> '' THEN s.{col} ELSE m.{col} END"
         if "preferred_channel" in present and "contact_channels" not in present:
             sets["contact_channels"] = (
-                "CASE WHEN EXCLUDED.preferred_channel <> '' AND NOT "
-                "(members_member.contact_channels @> jsonb_build_array(EXCLUDED.preferred_channel))"
-                " THEN members_member.contact_channels || "
-                "jsonb_build_array(EXCLUDED.preferred_channel) "
-                "ELSE members_member.contact_channels END"
+                "CASE WHEN s.preferred_channel <> '' AND NOT "
+                "(m.contact_channels @> jsonb_build_array(s.preferred_channel))"
+                " THEN m.contact_channels || "
+                "jsonb_build_array(s.preferred_channel) "
+                "ELSE m.contact_channels END"
             )
         sets["updated_at"] = "now()"
         return ", ".join(f"{col} = {expr}" for col, expr in sorted(sets.items()))

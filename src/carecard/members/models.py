@@ -170,10 +170,10 @@ class Member(models.Model):
     health fields are encrypted; ``id_number_index`` is a keyed hash used to detect duplicates.
     """
 
-    member_no = models.CharField(_("会员号"), max_length=20, unique=True)
-    external_code = models.CharField(
-        _("外部编码"), max_length=64, null=True, blank=True, unique=True
-    )
+    # Uniqueness of the numbers is declared in Meta: a field's unique=True also makes PostgreSQL
+    # build a second, pattern-ops index that no query uses and every insert pays for.
+    member_no = models.CharField(_("会员号"), max_length=20)
+    external_code = models.CharField(_("外部编码"), max_length=64, null=True, blank=True)
     status = models.CharField(
         _("状态"), max_length=16, choices=MemberStatus.choices, default=MemberStatus.ACTIVE
     )
@@ -224,7 +224,11 @@ class Member(models.Model):
     heard_from = models.CharField(_("传播渠道"), max_length=50, blank=True)
     campaign_code = models.CharField(_("推广码"), max_length=32, blank=True)
     home_store = models.ForeignKey(
-        Store, on_delete=models.PROTECT, related_name="members", verbose_name=_("开卡门店")
+        Store,
+        on_delete=models.PROTECT,
+        related_name="members",
+        verbose_name=_("开卡门店"),
+        db_index=False,  # (home_store, enrolled_at) below serves it
     )
     enrolled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -233,6 +237,7 @@ class Member(models.Model):
         on_delete=models.SET_NULL,
         related_name="enrolled_members",
         verbose_name=_("开卡员工"),
+        db_index=False,  # partial index in Meta
     )
     referrer = models.ForeignKey(
         "self",
@@ -241,8 +246,9 @@ class Member(models.Model):
         on_delete=models.SET_NULL,
         related_name="referred",
         verbose_name=_("推荐人"),
+        db_index=False,  # partial index in Meta
     )
-    referral_code = models.CharField(_("推荐码"), max_length=12, unique=True)
+    referral_code = models.CharField(_("推荐码"), max_length=12)
     group = models.ForeignKey(
         MemberGroup,
         null=True,
@@ -250,6 +256,7 @@ class Member(models.Model):
         on_delete=models.SET_NULL,
         related_name="members",
         verbose_name=_("团体"),
+        db_index=False,  # partial index in Meta
     )
     household = models.ForeignKey(
         Household,
@@ -258,6 +265,7 @@ class Member(models.Model):
         on_delete=models.SET_NULL,
         related_name="members",
         verbose_name=_("家庭"),
+        db_index=False,  # partial index in Meta
     )
     merged_into = models.ForeignKey(
         "self",
@@ -266,6 +274,7 @@ class Member(models.Model):
         on_delete=models.PROTECT,
         related_name="absorbed",
         verbose_name=_("合并至"),
+        db_index=False,  # partial index in Meta
     )
     consent_marketing = models.BooleanField(_("同意营销信息"), default=False)
     consent_health = models.BooleanField(_("同意处理健康信息"), default=False)
@@ -279,6 +288,9 @@ class Member(models.Model):
         verbose_name = _("会员")
         verbose_name_plural = _("会员")
         constraints = [
+            models.UniqueConstraint(fields=["member_no"], name="member_unique_no"),
+            models.UniqueConstraint(fields=["external_code"], name="member_unique_external_code"),
+            models.UniqueConstraint(fields=["referral_code"], name="member_unique_referral_code"),
             models.UniqueConstraint(
                 fields=["phone"],
                 condition=Q(status__in=["active", "pending"]),
@@ -301,6 +313,14 @@ class Member(models.Model):
             # as parameters (as the ORM does): without these a phone or ID lookup scans the table.
             models.Index(fields=["phone"], name="member_phone"),
             models.Index(fields=["id_number_index"], name="member_id_number_index"),
+            # Links most members do not have: partial indexes skip the NULLs, so an enrolment
+            # or an import row pays nothing for them, and "x = id" still uses them.
+            *(
+                models.Index(
+                    fields=[fk], condition=Q(**{f"{fk}__isnull": False}), name=f"member_{fk}"
+                )
+                for fk in ("enrolled_by", "referrer", "group", "household", "merged_into")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -348,7 +368,7 @@ class Card(models.Model):
     replacement keeps them; a frozen card can no longer be used at the till."""
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="cards")
-    number = models.CharField(_("卡号"), max_length=32, unique=True)
+    number = models.CharField(_("卡号"), max_length=32)  # unique: Meta
     kind = models.CharField(_("类型"), max_length=10, choices=CardKind.choices)
     status = models.CharField(
         _("状态"), max_length=10, choices=CardStatus.choices, default=CardStatus.ACTIVE
@@ -361,16 +381,18 @@ class Card(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         verbose_name=_("发卡门店"),
+        db_index=False,  # only a store's deletion asks, and a store with members cannot go
     )
     frozen_at = models.DateTimeField(_("挂失时间"), null=True, blank=True)
     closed_at = models.DateTimeField(_("停用时间"), null=True, blank=True)
-    replaced_by = models.OneToOneField(
+    replaced_by = models.ForeignKey(
         "self",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
-        related_name="replaces",
+        related_name="+",
         verbose_name=_("新卡"),
+        db_index=False,  # unique where set: Meta
     )
     fee = models.DecimalField(_("工本费"), max_digits=8, decimal_places=2, default=Decimal("0"))
     note = models.CharField(_("备注"), max_length=200, blank=True)
@@ -385,6 +407,12 @@ class Card(models.Model):
                 fields=["member"],
                 condition=Q(kind="virtual", status="active"),
                 name="card_one_active_virtual",
+            ),
+            models.UniqueConstraint(fields=["number"], name="card_unique_number"),
+            models.UniqueConstraint(
+                fields=["replaced_by"],
+                condition=Q(replaced_by__isnull=False),
+                name="card_unique_replaced_by",
             ),
         ]
 
@@ -401,21 +429,38 @@ class ConsentPurpose(models.TextChoices):
 class Consent(models.Model):
     """One consent decision (G-1). Append-only: the newest row per purpose is in force."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consents")
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.CASCADE,
+        related_name="consents",
+        db_index=False,  # consent_latest (member, purpose, -at) serves it
+    )
     purpose = models.CharField(_("用途"), max_length=16, choices=ConsentPurpose.choices)
     granted = models.BooleanField(_("同意"))
     text_version = models.CharField(_("文本版本"), max_length=20)
     channel = models.CharField(_("渠道"), max_length=20)
     at = models.DateTimeField(_("时间"))
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # partial index in Meta
     )
 
     class Meta:
         verbose_name = _("授权记录")
         verbose_name_plural = _("授权记录")
         ordering = ["member_id", "-at", "-id"]
-        indexes = [models.Index(fields=["member", "purpose", "-at"], name="consent_latest")]
+        indexes = [
+            models.Index(fields=["member", "purpose", "-at"], name="consent_latest"),
+            models.Index(
+                fields=["recorded_by"],
+                condition=Q(recorded_by__isnull=False),
+                name="consent_recorded_by",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} {'✓' if self.granted else '✗'}"

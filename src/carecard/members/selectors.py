@@ -55,15 +55,32 @@ def _raw_members(where: str, params: list[Any], *, order: str, limit: int) -> li
     return list(Member.objects.raw(sql, [*params, limit]))
 
 
-def _tail_pinyin(tail: str, prefix: str, limit: int) -> list[Member]:
-    # COALESCE keeps PostgreSQL from turning EXISTS into a semi-join that hashes every key with
-    # the prefix (6 767 for "zw"): each of the ~100 members with this tail is probed by
-    # (member, key).
-    where = (
-        "m.phone_tail = %s AND COALESCE(EXISTS (SELECT 1 FROM members_membersearchkey k"
-        " WHERE k.member_id = m.id AND k.key >= %s AND k.key < %s), FALSE)"
+def _card_or_tail_pinyin(
+    numbers: list[str], tail: str, prefix: str, limit: int
+) -> tuple[str, list[Member]]:
+    """A card number like "CARD9001" also reads as initials + tail: one statement asks both,
+    and the card's live owner wins. Each of the ~100 members with the tail is probed by
+    (member, key): COALESCE keeps PostgreSQL from turning EXISTS into a semi-join, and OFFSET 0
+    from hashing every key with the prefix instead (6 767 for "zw", 5× slower)."""
+    cols = ", ".join(f"m.{Member._meta.get_field(f).column}" for f in _LOOKUP_FIELDS)
+    live = "m.status IN ('active', 'pending')"
+    marks = ", ".join(["%s"] * len(numbers))
+    no_hash = " OFFSET 0" if connection.vendor == "postgresql" else ""  # SQLite: LIMIT first
+    # Each branch is wrapped as a subquery: SQLite allows no ORDER BY/LIMIT in a bare branch.
+    sql = (
+        f"SELECT * FROM (SELECT {cols}, 0 AS via_card FROM members_card c"  # noqa: S608
+        f" JOIN members_member m ON m.id = c.member_id WHERE c.number IN ({marks}) AND {live}"
+        " ORDER BY m.id LIMIT 1) by_card"
+        f" UNION ALL SELECT * FROM (SELECT {cols}, 1 AS via_card FROM members_member m"
+        f" WHERE {live} AND m.phone_tail = %s AND COALESCE(EXISTS (SELECT 1"
+        " FROM members_membersearchkey k WHERE k.member_id = m.id AND k.key >= %s"
+        f" AND k.key < %s{no_hash}), FALSE) ORDER BY m.id LIMIT %s) by_tail"
     )
-    return _raw_members(where, [tail, prefix, prefix + _HIGH], order="m.id", limit=limit)
+    rows = list(Member.objects.raw(sql, [*numbers, tail, prefix, prefix + _HIGH, limit]))
+    by_card = [m for m in rows if m.via_card == 0]
+    if by_card:
+        return "card", by_card
+    return "phone_tail", rows
 
 
 def _name_prefix(prefix: str, limit: int) -> list[Member]:
@@ -74,13 +91,17 @@ def _name_prefix(prefix: str, limit: int) -> list[Member]:
 
 
 def _pinyin(prefix: str, limit: int) -> list[Member]:
-    ids = _pinyin_ids(prefix, limit=limit)
-    if not ids:
-        return []
-    marks = ", ".join(["%s"] * len(ids))
-    found = _raw_members(f"m.id IN ({marks})", ids, order="m.id", limit=len(ids))
-    by_id = {m.pk: m for m in found}
-    return [by_id[i] for i in ids if i in by_id]
+    # One statement: the first keys with the prefix (in index order), their members in order of
+    # first appearance — a member's first appearance is at its smallest matching key.
+    cols = ", ".join(f"m.{Member._meta.get_field(f).column}" for f in _LOOKUP_FIELDS)
+    sql = (
+        f"SELECT {cols} FROM (SELECT member_id, min(key) AS first_key FROM ("  # noqa: S608
+        " SELECT member_id, key FROM members_membersearchkey WHERE key >= %s AND key < %s"
+        " ORDER BY key, member_id LIMIT %s) k GROUP BY member_id) s"
+        " JOIN members_member m ON m.id = s.member_id"
+        " WHERE m.status IN ('active', 'pending') ORDER BY s.first_key, m.id LIMIT %s"
+    )
+    return list(Member.objects.raw(sql, [prefix, prefix + _HIGH, limit * 2, limit]))
 
 
 def _prefix_range(qs: QuerySet[Any], column: str, prefix: str) -> QuerySet[Any]:
@@ -105,23 +126,27 @@ def lookup_members(query: str, *, limit: int = LOOKUP_LIMIT) -> tuple[str, list[
     compact = q.replace(" ", "").replace("-", "")
     if _PHONE_RE.match(compact):
         return "phone", list(base.filter(phone=compact)[:limit])
+    m = _TAIL_NAME_RE.match(q)
+    numbers = list(dict.fromkeys((compact, compact.upper())))
+    if m and compact.isascii() and compact.isalnum() and is_pinyin_query(m.group(2) or m.group(3)):
+        tail = m.group(1) or m.group(4)
+        return _card_or_tail_pinyin(numbers, tail, (m.group(2) or m.group(3)).lower(), limit)
     if compact.isascii() and compact.isalnum() and any(ch.isdigit() for ch in compact):
         # Exact identifiers first: a card number like "CARD9001" also reads as name + tail.
         # (Card numbers are ASCII: "5678张三" goes straight to the tail + name search.)
         # One statement: the card's live owner (card numbers are unique).
-        owners = base.filter(cards__number__in={compact, compact.upper()}).order_by("pk")
+        owners = base.filter(cards__number__in=numbers).order_by("pk")
         if by_card := list(owners[:1]):
             return "card", by_card
         if compact.isdigit() and len(compact) == 12:
             by_no = list(base.filter(member_no=compact))
             if by_no:
                 return "member_no", by_no
-    m = _TAIL_NAME_RE.match(q)
     if m:
         tail = m.group(1) or m.group(4)
         name = (m.group(2) or m.group(3)).strip()
         if is_pinyin_query(name):
-            return "phone_tail", _tail_pinyin(tail, name.lower(), limit)
+            return _card_or_tail_pinyin(numbers, tail, name.lower(), limit)
         return "phone_tail", list(_prefix_range(base.filter(phone_tail=tail), "name", name)[:limit])
     if compact.isdigit() and len(compact) == 4:
         return "phone_tail", list(base.filter(phone_tail=compact).order_by("pk")[:limit])
@@ -130,16 +155,6 @@ def lookup_members(query: str, *, limit: int = LOOKUP_LIMIT) -> tuple[str, list[
     if is_pinyin_query(compact):
         return "pinyin", _pinyin(compact.lower(), limit)
     return "name", _name_prefix(q, limit)
-
-
-def _pinyin_ids(prefix: str, *, limit: int) -> list[int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT member_id FROM members_membersearchkey WHERE key >= %s AND key < %s"
-            " ORDER BY key, member_id LIMIT %s",
-            [prefix, prefix + _HIGH, limit * 2],
-        )
-        return list(dict.fromkeys(row[0] for row in cursor.fetchall()))[:limit]
 
 
 @dataclass
