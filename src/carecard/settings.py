@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "carecard.chain",
     "carecard.catalog",
     "carecard.members",
+    "carecard.loyalty",
     "carecard.api",
     "carecard.console",
     "carecard.demo",

@@ -25,6 +25,7 @@ class AuditAction(models.TextChoices):
     TERMINAL = "terminal", _("终端凭证")
     IMPORT = "import", _("数据导入")
     SETTINGS = "settings", _("配置变更")
+    POINTS_ADJUST = "points_adjust", _("积分人工调整")
 
 
 class AuditEntry(models.Model):

@@ -40,6 +40,7 @@ class Perm:
     IMPORT_RUN = "import.run"
     AUDIT_VIEW = "audit.view"
     SETTINGS_MANAGE = "settings.manage"
+    POINTS_ADJUST = "points.adjust"  # manual points adjustments (P-5)
 
 
 _COUNTER = {
@@ -55,7 +56,8 @@ ROLE_PERMS: dict[str, frozenset[str]] = {
     Role.CLERK: frozenset(_COUNTER),
     Role.PHARMACIST: frozenset(_COUNTER),
     Role.STORE_MANAGER: frozenset(
-        _COUNTER | {Perm.MEMBER_ID_NUMBER, Perm.MEMBER_MERGE, Perm.TERMINAL_MANAGE}
+        _COUNTER
+        | {Perm.MEMBER_ID_NUMBER, Perm.MEMBER_MERGE, Perm.TERMINAL_MANAGE, Perm.POINTS_ADJUST}
     ),
     Role.MARKETING: frozenset({Perm.MEMBER_VIEW, Perm.CATALOG_MANAGE}),
     Role.HQ_ADMIN: frozenset(
@@ -71,6 +73,7 @@ ROLE_PERMS: dict[str, frozenset[str]] = {
             Perm.IMPORT_RUN,
             Perm.AUDIT_VIEW,
             Perm.SETTINGS_MANAGE,
+            Perm.POINTS_ADJUST,
         }
     ),
     Role.AUDITOR: frozenset({Perm.MEMBER_VIEW, Perm.AUDIT_VIEW}),

@@ -1,0 +1,212 @@
+"""Points (P-1..P-8): an append-only ledger of entries, lots that carry expiry, and a per-member
+account whose balance is a cache of the entries, updated in the same transaction.
+
+Invariant, for every member (``carecard check`` and the property tests prove it):
+``account.balance == sum(entry.points) == sum(lot.remaining) - account.debt``.
+``debt`` is what a return clawed back beyond the member's open lots; later earnings repay it
+first, so a member in debt shows a negative balance until then.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from carecard.chain.models import Store
+from carecard.members.models import Member
+
+
+class ExpiryPolicy(models.TextChoices):
+    NONE = "none", _("永不过期")
+    YEAR_END = "year_end", _("当年12月31日过期")
+    ROLLING_MONTHS = "rolling_months", _("获得后 N 个月过期")
+    NEXT_YEAR_END = "next_year_end", _("次年12月31日过期")
+
+
+class ShortfallPolicy(models.TextChoices):
+    """What a return does when the points it reverses were already spent (C-6)."""
+
+    DEBT = "debt", _("积分可为负，以后获得的积分先抵扣")
+    RECOVER_VALUE = "recover_value", _("按积分价值从退款中扣回")
+
+
+class PointsProgram(models.Model):
+    """The chain's points settings (one row). Earning rules proper live in rule tables."""
+
+    expiry_policy = models.CharField(
+        _("过期规则"), max_length=20, choices=ExpiryPolicy.choices, default=ExpiryPolicy.NONE
+    )
+    expiry_months = models.PositiveSmallIntegerField(_("滚动过期月数"), default=24)
+    pending_days = models.PositiveSmallIntegerField(
+        _("待生效天数"), default=0, help_text=_("销售后多少天积分才可使用（退货期）")
+    )
+    reminder_days = models.PositiveSmallIntegerField(_("过期提醒提前天数"), default=30)
+    shortfall_policy = models.CharField(
+        _("退货时积分不足"),
+        max_length=20,
+        choices=ShortfallPolicy.choices,
+        default=ShortfallPolicy.DEBT,
+    )
+    point_value = models.DecimalField(
+        _("每分价值(元)"),
+        max_digits=8,
+        decimal_places=4,
+        default="0.0100",
+        help_text=_("扣回已用积分时按此价值折算，也用于负债报表"),
+    )
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("积分方案")
+        verbose_name_plural = _("积分方案")
+
+    def __str__(self) -> str:
+        return str(_("积分方案"))
+
+
+class PointsAccount(models.Model):
+    """A member's points: the cached balance and debt. Locked for every change (locks.py)."""
+
+    member = models.OneToOneField(
+        Member, on_delete=models.PROTECT, primary_key=True, related_name="points_account"
+    )
+    balance = models.IntegerField(_("积分余额"), default=0)
+    debt = models.PositiveIntegerField(_("待抵扣积分"), default=0)
+    lifetime_earned = models.PositiveIntegerField(_("累计获得"), default=0)
+    lifetime_spent = models.PositiveIntegerField(_("累计使用"), default=0)
+    lifetime_expired = models.PositiveIntegerField(_("累计过期"), default=0)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("积分账户")
+        verbose_name_plural = _("积分账户")
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.balance}"
+
+
+class EntryKind(models.TextChoices):
+    EARN = "earn", _("消费积分")
+    BONUS = "bonus", _("奖励积分")
+    REDEEM = "redeem", _("积分兑换")
+    PAY = "pay", _("积分抵现")
+    EXPIRE = "expire", _("积分过期")
+    ADJUST = "adjust", _("人工调整")
+    REVERSE = "reverse", _("退货扣回")
+    RESTORE = "restore", _("退货返还")
+    IMPORT = "import", _("期初导入")
+
+
+class PointsEntry(models.Model):
+    """One change of a member's points. Never updated or deleted: a correction is a new entry
+    pointing at the one it corrects (``corrects``)."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="points_entries")
+    kind = models.CharField(_("类型"), max_length=10, choices=EntryKind.choices)
+    points = models.IntegerField(_("积分"))
+    balance_after = models.IntegerField(_("变动后余额"))
+    at = models.DateTimeField(_("时间"))
+    store = models.ForeignKey(
+        Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    reference = models.CharField(
+        _("业务单据"), max_length=64, blank=True, help_text=_("如 sale:123、reward:9")
+    )
+    reason = models.CharField(_("原因"), max_length=200, blank=True)
+    explanation = models.JSONField(_("积分说明"), default=dict, blank=True)
+    corrects = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="corrections",
+        db_index=False,
+    )
+
+    class Meta:
+        verbose_name = _("积分流水")
+        verbose_name_plural = _("积分流水")
+        ordering = ["member_id", "-at", "-id"]
+        indexes = [
+            models.Index(fields=["member", "at"], name="points_entry_member_at"),
+            models.Index(
+                fields=["reference"], condition=~Q(reference=""), name="points_entry_reference"
+            ),
+            models.Index(
+                fields=["corrects"], condition=Q(corrects__isnull=False), name="points_entry_fix"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(points=0), name="points_entry_nonzero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.points:+d}"
+
+
+class PointsLot(models.Model):
+    """Points earned together, with one expiry date. Spending takes the oldest expiry first."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="points_lots")
+    entry = models.OneToOneField(
+        PointsEntry, on_delete=models.PROTECT, related_name="lot", verbose_name=_("来源流水")
+    )
+    earned_at = models.DateTimeField(_("获得时间"))
+    available_at = models.DateTimeField(_("可用时间"))
+    expires_on = models.DateField(_("过期日"), null=True, blank=True)
+    original = models.PositiveIntegerField(_("原始积分"))
+    remaining = models.PositiveIntegerField(_("剩余积分"))
+
+    class Meta:
+        verbose_name = _("积分批次")
+        verbose_name_plural = _("积分批次")
+        indexes = [
+            # The open lots of a member in spending order; the expiry job finds due lots.
+            models.Index(
+                fields=["member", "expires_on", "id"],
+                condition=Q(remaining__gt=0),
+                name="points_lot_open",
+            ),
+            models.Index(
+                fields=["expires_on"],
+                condition=Q(remaining__gt=0, expires_on__isnull=False),
+                name="points_lot_due",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(remaining__lte=F("original")), name="points_lot_remaining_le_original"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.remaining}/{self.original}"
+
+
+class PointsLotUse(models.Model):
+    """Which lots an outgoing entry took its points from (a return gives them back there)."""
+
+    entry = models.ForeignKey(PointsEntry, on_delete=models.PROTECT, related_name="lot_uses")
+    lot = models.ForeignKey(PointsLot, on_delete=models.PROTECT, related_name="uses")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", db_index=False)
+    points = models.IntegerField(_("积分"), help_text=_("取出为正，退回为负"))
+
+    class Meta:
+        verbose_name = _("积分批次使用")
+        verbose_name_plural = _("积分批次使用")
+        constraints = [
+            models.CheckConstraint(condition=~Q(points=0), name="points_lot_use_nonzero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lot_id}: {self.points:+d}"
