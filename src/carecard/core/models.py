@@ -63,3 +63,30 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.get_action_display()}"
+
+
+class IdempotencyRecord(models.Model):
+    """The stored first answer to a retryable write (C-2, C-5).
+
+    ``scope`` names the caller (``terminal:12`` or ``staff:3``) so two tills may use the same key.
+    The record is inserted *before* the work, in the same transaction: a concurrent retry waits
+    on the unique index and then finds the committed answer.
+    """
+
+    scope = models.CharField(max_length=40)
+    key = models.CharField(max_length=100)
+    operation = models.CharField(max_length=40)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(default=200)
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("幂等记录")
+        verbose_name_plural = _("幂等记录")
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_scope_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}/{self.key}"

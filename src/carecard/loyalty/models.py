@@ -210,3 +210,105 @@ class PointsLotUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lot_id}: {self.points:+d}"
+
+
+class ScheduleKind(models.TextChoices):
+    EVERY_DAY = "every_day", _("每天")
+    LUNAR_DAYS = "lunar_days", _("农历每月某日")
+    SOLAR_DAYS = "solar_days", _("公历每月某日")
+    WEEKDAYS = "weekdays", _("每周某天")
+    FIXED_DATES = "fixed_dates", _("固定日期")
+    BIRTHDAY_DAY = "birthday_day", _("生日当天")
+    BIRTHDAY_MONTH = "birthday_month", _("生日当月")
+
+
+class PricingRuleKind(models.TextChoices):
+    MEMBER_PRICE = "member_price", _("会员价")
+    BASE = "base", _("会员基础折扣")
+    MEMBER_DAY = "member_day", _("会员日")
+    BIRTHDAY = "birthday", _("生日折扣")
+    TIER = "tier", _("等级折扣")
+
+
+class PricingRule(models.Model):
+    """An HQ member-pricing rule (C-3), the stored form of ``checkout.engine.DiscountRule``.
+
+    ``scope`` is a JSON object with the keys of ``loyalty.rules.Scope`` (classes, categories,
+    skus, tags and their ``exclude_`` twins). ``regions`` limits the rule to stores of those
+    regions (empty: every store).
+    """
+
+    name = models.CharField(_("名称"), max_length=100)
+    kind = models.CharField(_("类型"), max_length=20, choices=PricingRuleKind.choices)
+    rate = models.DecimalField(
+        _("折扣率"), max_digits=5, decimal_places=4, null=True, blank=True, help_text="0.95 = 9.5折"
+    )
+    schedule_kind = models.CharField(
+        _("日程"), max_length=20, choices=ScheduleKind.choices, default=ScheduleKind.EVERY_DAY
+    )
+    schedule_days = models.JSONField(_("日期"), default=list, blank=True)
+    schedule_dates = models.JSONField(_("固定日期 [[月,日]]"), default=list, blank=True)
+    effective_from = models.DateField(_("生效日"), null=True, blank=True)
+    effective_to = models.DateField(_("失效日"), null=True, blank=True)
+    tiers = models.JSONField(_("适用等级"), default=list, blank=True)
+    scope = models.JSONField(_("适用范围"), default=dict, blank=True)
+    regions = models.JSONField(_("适用区域"), default=list, blank=True)
+    applies_to_flagged = models.BooleanField(_("特价/限量/促销商品也适用"), default=False)
+    funded_by = models.CharField(_("费用承担"), max_length=32, default="hq")
+    legal_basis = models.CharField(_("法规依据"), max_length=200, blank=True)
+    position = models.PositiveSmallIntegerField(_("顺序"), default=0)
+    active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("会员价格规则")
+        verbose_name_plural = _("会员价格规则")
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EarningPlan(models.Model):
+    """How points are earned (P-1), the stored form of ``loyalty.earning.EarningRule``. The
+    active plan with the lowest position applies."""
+
+    name = models.CharField(_("名称"), max_length=100)
+    amount_per_point = models.DecimalField(
+        _("每积1分所需金额"), max_digits=8, decimal_places=2, default="1.00"
+    )
+    rounding = models.CharField(
+        _("取整"),
+        max_length=10,
+        choices=[("floor", _("向下取整")), ("half_up", _("四舍五入"))],
+        default="floor",
+    )
+    scope = models.JSONField(
+        _("积分范围"),
+        default=dict,
+        blank=True,
+        help_text=_("空：除特价/限量/促销外全部商品"),
+    )
+    sku_multipliers = models.JSONField(_("商品倍数"), default=dict, blank=True)
+    category_multipliers = models.JSONField(_("分类倍数"), default=dict, blank=True)
+    tier_multipliers = models.JSONField(_("等级倍数"), default=dict, blank=True)
+    day_multipliers = models.JSONField(
+        _("会员日倍数"),
+        default=list,
+        blank=True,
+        help_text=(
+            '[{"name": "会员日", "schedule_kind": "lunar_days", "days": [8], "multiplier": "2"}]'
+        ),
+    )
+    receipt_bonus = models.PositiveIntegerField(_("每单奖励积分"), default=0)
+    min_amount = models.DecimalField(_("最低积分金额"), max_digits=10, decimal_places=2, default=0)
+    non_earning_tenders = models.JSONField(_("不积分的支付方式"), default=list, blank=True)
+    position = models.PositiveSmallIntegerField(_("顺序"), default=0)
+    active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("积分规则")
+        verbose_name_plural = _("积分规则")
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class CheckoutConfig(AppConfig):
+    name = "carecard.checkout"
+    label = "checkout"
+    verbose_name = "收银"

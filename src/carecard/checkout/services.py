@@ -1,0 +1,807 @@
+"""The counter (C-1..C-6): quote, commit and return.
+
+``sale_quote`` prices a basket and reads nothing it would lock. ``sale_commit`` and
+``sale_return`` are the outermost business operations (``atomic(durable=True)``): they take
+the idempotency key first, then lock the member's points account, then write the sale, its
+lines, discounts and tenders, the ledger entries and the member's aggregates — all or nothing.
+A retry with the same key returns the first answer; the same key with another body is a 409.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from carecard.catalog.models import Category, Product
+from carecard.chain.models import Store
+from carecard.checkout import config
+from carecard.checkout.engine import Item, Line, PricedBasket, price_basket
+from carecard.checkout.models import (
+    MemberStats,
+    Sale,
+    SaleDiscount,
+    SaleKind,
+    SaleLine,
+    SaleTender,
+    TenderKind,
+)
+from carecard.core import idempotency
+from carecard.core.errors import DomainError, FieldError, NotFound, ValidationFailed
+from carecard.core.money import allocate
+from carecard.loyalty import services as points
+from carecard.loyalty.config import earning_rule
+from carecard.loyalty.earning import Earning, Tender, earn_points
+from carecard.loyalty.locks import lock_account
+from carecard.loyalty.models import EntryKind, PointsEntry, ShortfallPolicy
+from carecard.loyalty.rules import Member as PricingMember
+from carecard.loyalty.rules import birthday_info
+from carecard.members.models import Member, MemberStatus
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+MAX_LINES = 200
+MAX_QUANTITY = 9999
+
+
+# --------------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True)
+class LineIn:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class TenderIn:
+    kind: str
+    amount: Decimal = ZERO
+    points: int = 0  # for kind "points": how many points pay
+    reference: str = ""
+
+
+@dataclass
+class Basket:
+    """A validated request: the store, the member (or None), products by line."""
+
+    store: Store
+    member: Member | None
+    lines: list[LineIn]
+    products: list[Product]
+    coupons: list[str] = field(default_factory=list)
+
+
+def _bad(field_name: str, code: str, message: str) -> ValidationFailed:
+    return ValidationFailed([FieldError(field_name, code, message)])
+
+
+def _category_paths(category_ids: set[int]) -> dict[int, tuple[int, ...]]:
+    """Each category followed by its ancestors (the tree is small: one query for all of it)."""
+    parents = dict(Category.objects.values_list("pk", "parent_id"))
+    paths = {}
+    for cid in category_ids:
+        path, node = [], cid
+        while node is not None and node not in path:
+            path.append(node)
+            node = parents.get(node)
+        paths[cid] = tuple(path)
+    return paths
+
+
+def load_basket(
+    *, store_id: int, member_id: int | None, lines: list[LineIn], coupons: list[str] | None = None
+) -> Basket:
+    """Check the request against the database: store, member, SKUs, quantities. Every bad
+    field is reported at once (``lines[2].sku`` …)."""
+    errors: list[FieldError] = []
+    store = Store.objects.filter(pk=store_id).select_related("region").first()
+    if store is None:
+        raise NotFound("store", _("门店不存在"))
+    member = None
+    if member_id is not None:
+        member = Member.objects.filter(pk=member_id).first()
+        if member is None:
+            raise NotFound("member", _("会员不存在"))
+        if member.status not in (MemberStatus.ACTIVE, MemberStatus.PENDING):
+            errors.append(FieldError("member_id", "inactive", _("该会员已注销或已合并")))
+    if not lines:
+        errors.append(FieldError("lines", "required", _("购物篮中没有商品")))
+    if len(lines) > MAX_LINES:
+        errors.append(FieldError("lines", "too_many", _("每单最多 %(n)d 行") % {"n": MAX_LINES}))
+    skus = {line.sku for line in lines}
+    found = {p.sku: p for p in Product.objects.filter(sku__in=skus)}
+    products: list[Product] = []
+    for i, line in enumerate(lines):
+        product = found.get(line.sku)
+        if product is None:
+            errors.append(
+                FieldError(f"lines[{i}].sku", "unknown", _("商品不存在：%(s)s") % {"s": line.sku})
+            )
+        elif not product.is_active:
+            errors.append(
+                FieldError(f"lines[{i}].sku", "inactive", _("商品已停售：%(s)s") % {"s": line.sku})
+            )
+        if type(line.quantity) is not int or not 1 <= line.quantity <= MAX_QUANTITY:
+            errors.append(
+                FieldError(
+                    f"lines[{i}].quantity",
+                    "invalid",
+                    _("数量应为 1–%(n)d 的整数") % {"n": MAX_QUANTITY},
+                )
+            )
+        if product is not None:
+            products.append(product)
+    if errors:
+        raise ValidationFailed(errors)
+    return Basket(
+        store=store, member=member, lines=lines, products=products, coupons=list(coupons or [])
+    )
+
+
+def _engine_lines(basket: Basket) -> list[Line]:
+    paths = _category_paths({p.category_id for p in basket.products})
+    items: dict[str, Item] = {}
+    out = []
+    for line, p in zip(basket.lines, basket.products, strict=True):
+        if p.sku not in items:
+            items[p.sku] = Item(
+                sku=p.sku,
+                name=p.name,
+                item_class=p.item_class,
+                category_ids=paths[p.category_id],
+                shelf_price=p.shelf_price,
+                member_price=p.member_price,
+                is_special_price=p.is_special_price,
+                is_limited=p.is_limited,
+                is_promotional=p.is_promotional,
+                is_insurance_listed=p.is_insurance_listed,
+                contains_ephedrine=p.contains_ephedrine,
+            )
+        out.append(Line(items[p.sku], line.quantity))
+    return out
+
+
+def _pricing_member(member: Member | None) -> PricingMember | None:
+    if member is None:
+        return None
+    return PricingMember(
+        is_member=member.status == MemberStatus.ACTIVE,
+        tier=None,
+        birthday=birthday_info(
+            member.birthday, is_lunar=member.birthday_is_lunar, lunar_birthday=member.lunar_birthday
+        ),
+    )
+
+
+def _price(basket: Basket, day: dt.date) -> PricedBasket:
+    settings = config.settings_get()
+    return price_basket(
+        _engine_lines(basket),
+        _pricing_member(basket.member),
+        config.pricing_rules(basket.store.region_id),
+        [],  # coupons: wired with the coupons app
+        config.pricing_policy(settings),
+        day,
+    )
+
+
+# --------------------------------------------------------------------------- quote
+
+
+@dataclass(frozen=True)
+class Quote:
+    basket: PricedBasket
+    earning: Earning | None
+    points_available: int
+
+
+def sale_quote(
+    *,
+    store_id: int,
+    member_id: int | None,
+    lines: list[LineIn],
+    at: dt.datetime | None = None,
+    coupons: list[str] | None = None,
+    tenders: list[TenderIn] | None = None,
+) -> Quote:
+    """Price a basket (C-1): lines with discounts and nets, totals, the points it would earn
+    (paid as given, or all in cash), the member's available points. Writes nothing."""
+    at = at or timezone.now()
+    basket = load_basket(store_id=store_id, member_id=member_id, lines=lines, coupons=coupons)
+    day = timezone.localdate(at)
+    priced = _price(basket, day)
+    earning, available = None, 0
+    if basket.member is not None:
+        engine_tenders = _earning_tenders(priced, tenders or [])
+        earning = earn_points(
+            priced, engine_tenders, earning_rule(), _pricing_member(basket.member), day
+        )
+        account = points.PointsAccount.objects.filter(pk=basket.member.pk).first()
+        if account is not None:
+            available = points.available_points(account, at=at)
+    return Quote(basket=priced, earning=earning, points_available=available)
+
+
+def _earning_tenders(priced: PricedBasket, tenders: list[TenderIn]) -> list[Tender]:
+    if not tenders:
+        return [Tender("cash", priced.net)] if priced.net > 0 else []
+    return [Tender(t.kind, t.amount) for t in tenders if t.amount > 0]
+
+
+# --------------------------------------------------------------------------- commit
+
+
+def _receipt_no(store: Store, at: dt.datetime) -> str:
+    return f"{store.code}-{timezone.localtime(at):%Y%m%d%H%M%S}-{secrets.token_hex(3).upper()}"
+
+
+def _check_tenders(
+    tenders: list[TenderIn], net: Decimal, points_per_yuan: int, member: Member | None
+) -> list[TenderIn]:
+    """Tenders must cover the net exactly; points pay at the configured rate, whole cents."""
+    errors: list[FieldError] = []
+    out: list[TenderIn] = []
+    for i, t in enumerate(tenders):
+        if t.kind not in TenderKind.values:
+            errors.append(FieldError(f"tenders[{i}].kind", "unknown", _("未知的支付方式")))
+            continue
+        if t.kind == TenderKind.POINTS:
+            if member is None:
+                errors.append(
+                    FieldError(f"tenders[{i}].kind", "member_required", _("积分抵现需要会员"))
+                )
+                continue
+            if not points_per_yuan:
+                errors.append(FieldError(f"tenders[{i}].kind", "disabled", _("本店未开通积分抵现")))
+                continue
+            if type(t.points) is not int or t.points <= 0:
+                errors.append(FieldError(f"tenders[{i}].points", "invalid", _("积分应为正整数")))
+                continue
+            amount = Decimal(t.points) / points_per_yuan
+            if amount != amount.quantize(CENT):
+                errors.append(
+                    FieldError(
+                        f"tenders[{i}].points",
+                        "not_whole_cents",
+                        _("%(n)d 分抵 1 元：积分数须能折成整分") % {"n": points_per_yuan},
+                    )
+                )
+                continue
+            out.append(TenderIn(kind=t.kind, amount=amount.quantize(CENT), points=t.points))
+            continue
+        if t.kind == TenderKind.STORED_VALUE and member is None:
+            errors.append(
+                FieldError(f"tenders[{i}].kind", "member_required", _("储值支付需要会员"))
+            )
+            continue
+        if (
+            not isinstance(t.amount, Decimal)
+            or t.amount <= 0
+            or t.amount != t.amount.quantize(CENT)
+        ):
+            errors.append(
+                FieldError(f"tenders[{i}].amount", "invalid", _("金额应为大于 0 的两位小数"))
+            )
+            continue
+        out.append(t)
+    if not errors:
+        paid = sum((t.amount for t in out), ZERO)
+        if paid != net:
+            errors.append(
+                FieldError(
+                    "tenders",
+                    "total_mismatch",
+                    _("支付合计 %(p)s 与应付 %(n)s 不符") % {"p": paid, "n": net},
+                )
+            )
+    if errors:
+        raise ValidationFailed(errors)
+    return out
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    sale: Sale
+    replayed: bool
+    response: dict[str, Any]
+
+
+def _stats_add(
+    member_id: int, *, at: dt.datetime, store_id: int, amount: Decimal, visit: int
+) -> None:
+    stats, _created = MemberStats.objects.select_for_update().get_or_create(member_id=member_id)
+    month = timezone.localtime(at).strftime("%Y-%m")
+    visits, spend = stats.months.get(month, [0, "0.00"])
+    stats.months[month] = [visits + visit, str(Decimal(spend) + amount)]
+    keep = sorted(stats.months)[-13:]
+    stats.months = {k: stats.months[k] for k in keep}
+    if visit:
+        stats.visits += visit
+        if stats.first_purchase_at is None or at < stats.first_purchase_at:
+            stats.first_purchase_at = at
+        if stats.last_purchase_at is None or at >= stats.last_purchase_at:
+            stats.last_purchase_at = at
+            stats.last_store_id = store_id
+    stats.spend += amount
+    now_month = timezone.localtime(max(at, stats.last_purchase_at or at))
+    first = (now_month.year * 12 + now_month.month - 1) - 11
+    window = {f"{m // 12:04d}-{m % 12 + 1:02d}" for m in range(first, first + 12)}
+    stats.visits_12m = sum(v for k, (v, _s) in stats.months.items() if k in window)
+    stats.spend_12m = sum((Decimal(s) for k, (_v, s) in stats.months.items() if k in window), ZERO)
+    stats.save()
+
+
+def sale_commit(
+    *,
+    scope: str,
+    idempotency_key: str,
+    body: dict[str, Any],
+    store_id: int,
+    member_id: int | None,
+    lines: list[LineIn],
+    tenders: list[TenderIn],
+    at: dt.datetime | None = None,
+    coupons: list[str] | None = None,
+    staff: Any = None,
+    terminal_id: int | None = None,
+    receipt_no: str = "",
+    offline: bool = False,
+) -> CommitResult:
+    """Record a sale atomically (C-2): priced exactly as the quote, paid by ``tenders``;
+    points paid and earned, member aggregates. Idempotent per (``scope``, key)."""
+    key = idempotency.check_key(idempotency_key)
+    digest = idempotency.request_hash(body)
+    if stored := idempotency.replay(scope=scope, key=key, operation="sale", digest=digest):
+        return CommitResult(Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response)
+    at = at or timezone.now()
+    basket = load_basket(store_id=store_id, member_id=member_id, lines=lines, coupons=coupons)
+    settings = config.settings_get()
+    day = timezone.localdate(at)
+    priced = _price(basket, day)
+    checked = _check_tenders(tenders, priced.net, settings.points_per_yuan, basket.member)
+    program = points.program_get() if basket.member else None
+    with transaction.atomic(durable=True):
+        record = idempotency.claim(scope=scope, key=key, operation="sale", digest=digest)
+        if record is None:  # a concurrent retry committed first
+            stored = idempotency.replay(scope=scope, key=key, operation="sale", digest=digest)
+            assert stored is not None
+            return CommitResult(
+                Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response
+            )
+        sale = Sale.objects.create(
+            receipt_no=receipt_no or _receipt_no(basket.store, at),
+            kind=SaleKind.SALE,
+            member=basket.member,
+            store=basket.store,
+            terminal_id=terminal_id,
+            staff=staff,
+            at=at,
+            business_date=day,
+            offline=offline,
+            original_total=priced.original,
+            discount_total=priced.discount_total,
+            net_total=priced.net,
+        )
+        ref = f"sale:{sale.pk}"
+        account = lock_account(basket.member.pk) if basket.member else None
+        spent = 0
+        for i, t in enumerate(checked):
+            if t.kind == TenderKind.POINTS:
+                assert account is not None
+                try:
+                    points.points_spend(
+                        account=account,
+                        points=t.points,
+                        at=at,
+                        kind=EntryKind.PAY,
+                        store_id=store_id,
+                        reference=ref,
+                        reason=_("积分抵现 %(a)s 元") % {"a": t.amount},
+                    )
+                except points.InsufficientPoints as exc:
+                    exc.errors = [FieldError(f"tenders[{i}].points", "insufficient", exc.message)]
+                    raise
+                spent += t.points
+        earning = None
+        if basket.member is not None:
+            earning = earn_points(
+                priced,
+                [Tender(t.kind, t.amount) for t in checked],
+                earning_rule(),
+                _pricing_member(basket.member),
+                day,
+            )
+        line_rows = []
+        for pl in priced.lines:
+            line_rows.append(
+                SaleLine(
+                    sale=sale,
+                    member_id=member_id,
+                    line_no=pl.index + 1,
+                    product=basket.products[pl.index],
+                    sku=pl.item.sku,
+                    name=pl.item.name,
+                    quantity=pl.quantity,
+                    unit_price=pl.item.shelf_price,
+                    original=pl.original,
+                    discount=pl.discount_total,
+                    net=pl.net,
+                    points=earning.lines[pl.index].points if earning else 0,
+                    explanation={"text": earning.lines[pl.index].text} if earning else {},
+                )
+            )
+        SaleLine.objects.bulk_create(line_rows)
+        SaleDiscount.objects.bulk_create(
+            SaleDiscount(
+                line=line_rows[pl.index],
+                member_id=member_id,
+                kind=d.kind,
+                rule_ref=str(d.rule_id or ""),
+                coupon_code=d.coupon_code or "",
+                amount=d.amount,
+                reason=d.reason,
+                funded_by=d.funded_by,
+                points_funded=d.points_funded,
+            )
+            for pl in priced.lines
+            for d in pl.discounts
+            if d.amount > 0
+        )
+        SaleTender.objects.bulk_create(
+            SaleTender(
+                sale=sale,
+                member_id=member_id,
+                kind=t.kind,
+                amount=t.amount,
+                points=t.points,
+                reference=t.reference,
+            )
+            for t in checked
+        )
+        earned = 0
+        if account is not None and earning is not None and earning.total > 0:
+            points.points_earn(
+                account=account,
+                points=earning.total,
+                at=at,
+                store_id=store_id,
+                reference=ref,
+                reason=earning.rule_label,
+                explanation={"text": earning.text, "lines": [ln.text for ln in earning.lines]},
+                program=program,
+            )
+            earned = earning.total
+        if basket.member is not None:
+            _stats_add(basket.member.pk, at=at, store_id=store_id, amount=priced.net, visit=1)
+        sale.points_earned = earned
+        sale.points_spent = spent
+        sale.points_balance = account.balance if account is not None else None
+        sale.explanation = {"text": earning.text} if earning else {}
+        sale.save(update_fields=["points_earned", "points_spent", "points_balance", "explanation"])
+        response = receipt(sale, lines=line_rows, priced=priced)
+        idempotency.store(record, response=response, status_code=201)
+    return CommitResult(sale, False, response)
+
+
+def receipt(
+    sale: Sale, *, lines: list[SaleLine] | None = None, priced: PricedBasket | None = None
+) -> dict[str, Any]:
+    """The receipt as JSON (C-4): per line original, discount and net; points and balance."""
+    lines = lines if lines is not None else list(sale.lines.order_by("line_no"))
+    reasons: dict[int, list[dict[str, str]]] = {}
+    if priced is not None:
+        for pl in priced.lines:
+            reasons[pl.index + 1] = [
+                {
+                    "kind": d.kind,
+                    "reason": d.reason,
+                    "amount": str(d.amount),
+                    "funded_by": d.funded_by,
+                }
+                for d in pl.discounts
+                if d.amount > 0
+            ]
+    else:
+        for d in SaleDiscount.objects.filter(line__sale=sale).select_related("line"):
+            reasons.setdefault(d.line.line_no, []).append(
+                {
+                    "kind": d.kind,
+                    "reason": d.reason,
+                    "amount": str(d.amount),
+                    "funded_by": d.funded_by,
+                }
+            )
+    return {
+        "sale_id": sale.pk,
+        "receipt_no": sale.receipt_no,
+        "kind": sale.kind,
+        "member_id": sale.member_id,
+        "store_id": sale.store_id,
+        "at": sale.at.isoformat(),
+        "lines": [
+            {
+                "line_no": ln.line_no,
+                "sku": ln.sku,
+                "name": ln.name,
+                "quantity": ln.quantity,
+                "unit_price": str(ln.unit_price),
+                "original": str(ln.original),
+                "discount": str(ln.discount),
+                "net": str(ln.net),
+                "points": ln.points,
+                "discounts": reasons.get(ln.line_no, []),
+            }
+            for ln in lines
+        ],
+        "original_total": str(sale.original_total),
+        "discount_total": str(sale.discount_total),
+        "net_total": str(sale.net_total),
+        "points_earned": sale.points_earned,
+        "points_spent": sale.points_spent,
+        "points_balance": sale.points_balance,
+        "recovered_amount": str(sale.recovered_amount),
+        "points_text": (sale.explanation or {}).get("text", ""),
+    }
+
+
+# --------------------------------------------------------------------------- return
+
+
+@dataclass(frozen=True)
+class ReturnLineIn:
+    line_no: int
+    quantity: int
+
+
+def _share_of(total: int, part: Decimal, whole: Decimal) -> int:
+    """Whole points ``total × part / whole``, rounded half up."""
+    return int((Decimal(total) * part / whole).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def _share(total: int | Decimal, part: int, whole: int) -> Any:
+    """``total × part / whole`` rounded half up (ints stay ints); the last part gets the rest."""
+    if part == whole:
+        return total
+    if isinstance(total, int):
+        return int((Decimal(total) * part / whole).to_integral_value(rounding=ROUND_HALF_UP))
+    return (total * part / whole).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def sale_return(
+    *,
+    scope: str,
+    idempotency_key: str,
+    body: dict[str, Any],
+    sale_id: int,
+    lines: list[ReturnLineIn],
+    at: dt.datetime | None = None,
+    staff: Any = None,
+    terminal_id: int | None = None,
+    store_id: int | None = None,
+) -> CommitResult:
+    """Return all or part of a sale (C-6): refund each line's net pro rata, reverse the points
+    it earned, give back points it spent (pro rata by refunded amount). Points already spent
+    follow the program's shortfall policy: debt, or their value kept back from the refund."""
+    key = idempotency.check_key(idempotency_key)
+    digest = idempotency.request_hash(body)
+    if stored := idempotency.replay(scope=scope, key=key, operation="return", digest=digest):
+        return CommitResult(Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response)
+    at = at or timezone.now()
+    original = Sale.objects.filter(pk=sale_id, kind=SaleKind.SALE).select_related("store").first()
+    if original is None:
+        raise NotFound("sale", _("原销售单不存在"))
+    settings = config.settings_get()
+    if timezone.localdate(at) - original.business_date > dt.timedelta(days=settings.return_days):
+        raise DomainError(
+            code="return_window_passed",
+            message=_("已超过 %(n)d 天退货期限") % {"n": settings.return_days},
+            errors=[FieldError("sale_id", "return_window_passed", _("已超过退货期限"))],
+            status=422,
+        )
+    if not lines:
+        raise _bad("lines", "required", _("请选择要退的商品"))
+    with transaction.atomic(durable=True):
+        record = idempotency.claim(scope=scope, key=key, operation="return", digest=digest)
+        if record is None:
+            stored = idempotency.replay(scope=scope, key=key, operation="return", digest=digest)
+            assert stored is not None
+            return CommitResult(
+                Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response
+            )
+        account = lock_account(original.member_id) if original.member_id else None
+        # The sale's lines are the lock against two returns of the same items at once.
+        sold = {
+            ln.line_no: ln
+            for ln in SaleLine.objects.filter(sale=original).order_by("pk").select_for_update()
+        }
+        errors: list[FieldError] = []
+        wanted: dict[int, int] = {}
+        for i, r in enumerate(lines):
+            ln = sold.get(r.line_no)
+            if ln is None:
+                errors.append(FieldError(f"lines[{i}].line_no", "unknown", _("原单没有该行")))
+                continue
+            if type(r.quantity) is not int or r.quantity < 1:
+                errors.append(FieldError(f"lines[{i}].quantity", "invalid", _("数量应为正整数")))
+                continue
+            wanted[r.line_no] = wanted.get(r.line_no, 0) + r.quantity
+            if wanted[r.line_no] > ln.quantity - ln.returned_quantity:
+                errors.append(
+                    FieldError(
+                        f"lines[{i}].quantity",
+                        "exceeds_sold",
+                        _("可退数量为 %(n)d") % {"n": ln.quantity - ln.returned_quantity},
+                    )
+                )
+        if errors:
+            raise ValidationFailed(errors)
+        refunds = {}
+        points_back = 0
+        for line_no, qty in wanted.items():
+            ln = sold[line_no]
+            left = ln.quantity - ln.returned_quantity
+            prior = SaleLine.objects.filter(returns_line=ln)
+            net_left = ln.net - sum((p.net for p in prior), ZERO)
+            points_left = ln.points - sum(p.points for p in prior)
+            refunds[line_no] = (qty, _share(net_left, qty, left), _share(points_left, qty, left))
+            points_back += refunds[line_no][2]
+        refund_total = sum((r[1] for r in refunds.values()), ZERO)
+        ret = Sale.objects.create(
+            receipt_no=_receipt_no(original.store, at),
+            kind=SaleKind.RETURN,
+            member_id=original.member_id,
+            store_id=store_id or original.store_id,
+            terminal_id=terminal_id,
+            staff=staff,
+            original_sale=original,
+            at=at,
+            business_date=timezone.localdate(at),
+            original_total=sum(
+                (
+                    _share(sold[n].original, q, sold[n].quantity)
+                    for n, (q, _r, _p) in refunds.items()
+                ),
+                ZERO,
+            ),
+            discount_total=ZERO,
+            net_total=refund_total,
+        )
+        ret.discount_total = ret.original_total - refund_total
+        ref = f"return:{ret.pk}"
+        rows = [
+            SaleLine(
+                sale=ret,
+                member_id=original.member_id,
+                line_no=i + 1,
+                product_id=sold[n].product_id,
+                sku=sold[n].sku,
+                name=sold[n].name,
+                quantity=q,
+                unit_price=sold[n].unit_price,
+                original=_share(sold[n].original, q, sold[n].quantity),
+                discount=_share(sold[n].original, q, sold[n].quantity) - amount,
+                net=amount,
+                points=pts,
+                returns_line=sold[n],
+            )
+            for i, (n, (q, amount, pts)) in enumerate(sorted(refunds.items()))
+        ]
+        SaleLine.objects.bulk_create(rows)
+        for n, (q, _a, _p) in refunds.items():
+            SaleLine.objects.filter(pk=sold[n].pk).update(
+                returned_quantity=F("returned_quantity") + q
+            )
+        reversed_points = restored = 0
+        recovered = ZERO
+        if account is not None:
+            program = points.program_get()
+            earn_entry = PointsEntry.objects.filter(
+                member_id=original.member_id, reference=f"sale:{original.pk}", kind=EntryKind.EARN
+            ).first()
+            if earn_entry is not None and points_back > 0:
+                result = points.points_reverse(
+                    account=account,
+                    earned=earn_entry,
+                    points=points_back,
+                    at=at,
+                    reference=ref,
+                    reason=_("退货扣回积分"),
+                    program=program,
+                )
+                reversed_points = result.reversed
+                if result.shortfall and program.shortfall_policy == ShortfallPolicy.RECOVER_VALUE:
+                    recovered = min(
+                        refund_total,
+                        (program.point_value * result.shortfall).quantize(
+                            CENT, rounding=ROUND_HALF_UP
+                        ),
+                    )
+            pay_entry = PointsEntry.objects.filter(
+                member_id=original.member_id, reference=f"sale:{original.pk}", kind=EntryKind.PAY
+            ).first()
+            if pay_entry is not None:
+                restored_before = sum(
+                    e.points for e in pay_entry.corrections.filter(kind=EntryKind.RESTORE)
+                )
+                spent_left = -pay_entry.points - restored_before
+                refunded_before = sum(
+                    (r.net_total for r in original.returns.exclude(pk=ret.pk)), ZERO
+                )
+                base_left = original.net_total - refunded_before
+                give = 0
+                if base_left > 0:
+                    give = (
+                        spent_left
+                        if refund_total >= base_left
+                        else _share_of(spent_left, refund_total, base_left)
+                    )
+                if give > 0:
+                    points.points_restore(
+                        account=account,
+                        spent=pay_entry,
+                        points=give,
+                        at=at,
+                        reference=ref,
+                        reason=_("退货返还积分"),
+                    )
+                    restored = give
+            _stats_add(
+                original.member_id,
+                at=original.at,
+                store_id=original.store_id,
+                amount=-refund_total,
+                visit=0,
+            )
+        # Refund tenders: spent points go back as points (valued as they were paid); the rest
+        # of the money by the original tenders pro rata (insurance back to insurance), less the
+        # value of points that could not be taken back (recover_value policy).
+        paid = list(original.tenders.exclude(kind=TenderKind.POINTS))
+        value_back = ZERO
+        points_tender = original.tenders.filter(kind=TenderKind.POINTS).first()
+        if restored and points_tender is not None:
+            value_back = (points_tender.amount * restored / points_tender.points).quantize(
+                CENT, rounding=ROUND_HALF_UP
+            )
+        money_refund = max(ZERO, refund_total - value_back - recovered)
+        base = sum((t.amount for t in paid), ZERO)
+        shares = allocate(money_refund, [t.amount for t in paid]) if base > 0 else []
+        SaleTender.objects.bulk_create(
+            SaleTender(sale=ret, member_id=original.member_id, kind=t.kind, amount=s)
+            for t, s in zip(paid, shares, strict=True)
+            if s > 0
+        )
+        ret.points_earned = -reversed_points
+        ret.points_spent = -restored
+        ret.recovered_amount = recovered
+        ret.points_balance = account.balance if account is not None else None
+        ret.save(
+            update_fields=[
+                "discount_total",
+                "points_earned",
+                "points_spent",
+                "recovered_amount",
+                "points_balance",
+            ]
+        )
+        response = receipt(ret, lines=rows)
+        response["refund"] = {
+            "money": str(money_refund),
+            "points_restored": restored,
+            "points_reversed": reversed_points,
+            "recovered": str(recovered),
+            "tenders": [
+                {"kind": t.kind, "amount": str(s)}
+                for t, s in zip(paid, shares, strict=True)
+                if s > 0
+            ],
+        }
+        idempotency.store(record, response=response, status_code=201)
+    return CommitResult(ret, False, response)

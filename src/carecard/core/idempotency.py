@@ -1,0 +1,69 @@
+"""Idempotent writes (ARCHITECTURE.md): the first result is stored in the same transaction and
+returned on replay; the same key with a different body is a 409."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from carecard.core.errors import Conflict, FieldError, ValidationFailed
+from carecard.core.models import IdempotencyRecord
+
+MAX_KEY = 100
+
+
+def request_hash(body: Any) -> str:
+    """A stable hash of a request body (keys sorted, Decimals as strings)."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_key(key: str | None) -> str:
+    key = (key or "").strip()
+    if not key or len(key) > MAX_KEY or not key.isprintable():
+        raise ValidationFailed(
+            [FieldError("Idempotency-Key", "invalid", _("请提供 1–100 个字符的 Idempotency-Key"))]
+        )
+    return key
+
+
+def replay(*, scope: str, key: str, operation: str, digest: str) -> IdempotencyRecord | None:
+    """The stored answer for this key, or None when the key is new. A stored answer for a
+    different body or operation is a 409 ``idempotency_key_reused``."""
+    record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+    if record is None:
+        return None
+    if record.request_hash != digest or record.operation != operation:
+        raise Conflict(
+            "idempotency_key_reused",
+            _("该 Idempotency-Key 已用于另一个请求"),
+            errors=[FieldError("Idempotency-Key", "reused", _("同一个键的请求内容不同"))],
+        )
+    return record
+
+
+def claim(*, scope: str, key: str, operation: str, digest: str) -> IdempotencyRecord | None:
+    """Insert the key's record inside the caller's transaction. Returns the new record, or
+    None when another transaction committed the same key first (the caller then replays)."""
+    try:
+        with transaction.atomic():
+            return IdempotencyRecord.objects.create(
+                scope=scope,
+                key=key,
+                operation=operation,
+                request_hash=digest,
+                created_at=timezone.now(),
+            )
+    except IntegrityError:
+        return None
+
+
+def store(record: IdempotencyRecord, *, response: dict[str, Any], status_code: int = 200) -> None:
+    record.response = response
+    record.status_code = status_code
+    record.save(update_fields=["response", "status_code"])

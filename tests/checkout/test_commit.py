@@ -1,0 +1,318 @@
+"""The counter end to end on the database: quote, commit (idempotent), return (C-1..C-6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from carecard.catalog.models import Category, ItemClass, Product
+from carecard.checkout import services
+from carecard.checkout.models import MemberStats, Sale, SaleDiscount, SaleLine, SaleTender
+from carecard.checkout.services import LineIn, ReturnLineIn, TenderIn
+from carecard.core.errors import Conflict, DomainError, ValidationFailed
+from carecard.core.models import IdempotencyRecord
+from carecard.loyalty.models import (
+    EarningPlan,
+    PointsAccount,
+    PointsEntry,
+    PricingRule,
+    ShortfallPolicy,
+)
+from carecard.loyalty.selectors import verify_points
+from carecard.loyalty.services import program_get
+from tests.factories import make_member
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+# 2026-02-24 is lunar 正月初八 (a 王曲同心 member day); 2026-02-25 is 初九.
+MEMBER_DAY = dt.datetime(2026, 2, 24, 10, 0, tzinfo=dt.UTC)
+PLAIN_DAY = dt.datetime(2026, 2, 25, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def catalog():
+    otc = Category.objects.create(code="OTC", name="乙类OTC", item_class=ItemClass.OTC_B)
+    cold = Category.objects.create(code="OTC-COLD", name="感冒药", parent=otc, item_class="otc_b")
+    rx = Category.objects.create(code="RX", name="处方药", item_class=ItemClass.RX)
+
+    def product(sku, price, category, **kw):
+        return Product.objects.create(
+            sku=sku,
+            name=kw.pop("name", sku),
+            category=category,
+            item_class=category.item_class,
+            shelf_price=D(price),
+            **kw,
+        )
+
+    return {
+        "cold": product("P-COLD", "25.00", cold, name="感冒灵颗粒"),
+        "vitc": product("P-VITC", "40.00", otc, name="维生素C片"),
+        "special": product("P-SPEC", "10.00", otc, name="特价口罩", is_special_price=True),
+        "rx": product("P-RX", "88.00", rx, name="氨氯地平片", is_insurance_listed=True),
+    }
+
+
+@pytest.fixture
+def wangqu(db):
+    """王曲同心: 9.8折 every day, 9.5折 on lunar 初八/十八/廿八, 1 point per CNY."""
+    PricingRule.objects.create(name="会员折扣", kind="base", rate=D("0.98"))
+    PricingRule.objects.create(
+        name="会员日",
+        kind="member_day",
+        rate=D("0.95"),
+        schedule_kind="lunar_days",
+        schedule_days=[8, 18, 28],
+    )
+    EarningPlan.objects.create(name="每1元积1分", amount_per_point=D("1.00"))
+
+
+@pytest.fixture
+def member(store):
+    return make_member(store, name="王秀英")
+
+
+def commit(store, member, lines, tenders, key="k1", at=PLAIN_DAY, **kw):
+    body = {
+        "lines": [(ln.sku, ln.quantity) for ln in lines],
+        "tenders": [(t.kind, str(t.amount), t.points) for t in tenders],
+        "member": member.pk if member else None,
+    }
+    return services.sale_commit(
+        scope="terminal:1",
+        idempotency_key=key,
+        body=body,
+        store_id=store.pk,
+        member_id=member.pk if member else None,
+        lines=lines,
+        tenders=tenders,
+        at=at,
+        **kw,
+    )
+
+
+def cash(amount):
+    return TenderIn(kind="cash", amount=D(amount))
+
+
+def test_member_day_price_receipt_and_points(store, member, catalog, wangqu):
+    lines = [LineIn("P-COLD", 2), LineIn("P-SPEC", 1)]
+    quote = services.sale_quote(store_id=store.pk, member_id=member.pk, lines=lines, at=MEMBER_DAY)
+    assert quote.basket.net == D("57.50")  # 50 × 0.95 + 10 (special: no member discount)
+    assert quote.earning.total == 47  # special-price items earn nothing
+    result = commit(store, member, lines, [cash("57.50")], at=MEMBER_DAY)
+    r = result.response
+    assert [ln["net"] for ln in r["lines"]] == ["47.50", "10.00"]
+    assert r["lines"][0]["discounts"][0]["reason"].startswith("会员日")
+    assert (r["points_earned"], r["points_balance"]) == (47, 47)
+    assert SaleDiscount.objects.get().amount == D("2.50")
+    stats = MemberStats.objects.get(pk=member.pk)
+    assert (stats.visits, stats.spend, stats.visits_12m, stats.spend_12m) == (
+        1,
+        D("57.50"),
+        1,
+        D("57.50"),
+    )
+    assert stats.last_store_id == store.pk
+    assert verify_points() == []
+
+
+def test_plain_day_is_98_percent(store, member, catalog, wangqu):
+    result = commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")])
+    assert result.response["net_total"] == "39.20"
+
+
+def test_walk_in_pays_shelf_price_and_earns_nothing(store, catalog, wangqu):
+    result = commit(store, None, [LineIn("P-VITC", 1)], [cash("40.00")])
+    assert result.response["points_earned"] == 0
+    assert result.sale.member_id is None
+
+
+def test_replay_returns_the_first_answer_and_writes_nothing(store, member, catalog, wangqu):
+    first = commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")], key="same")
+    again = commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")], key="same")
+    assert again.replayed
+    assert again.response == first.response
+    assert Sale.objects.count() == 1
+    assert PointsAccount.objects.get(pk=member.pk).balance == 39
+    with pytest.raises(Conflict) as exc:
+        commit(store, member, [LineIn("P-VITC", 2)], [cash("78.40")], key="same")
+    assert exc.value.code == "idempotency_key_reused"
+    assert Sale.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("lines", "tenders", "field"),
+    [
+        ([LineIn("NOPE", 1)], [cash("1.00")], "lines[0].sku"),
+        ([LineIn("P-VITC", 0)], [cash("1.00")], "lines[0].quantity"),
+        ([LineIn("P-VITC", 1)], [cash("30.00")], "tenders"),
+        ([LineIn("P-VITC", 1)], [TenderIn(kind="gold", amount=D("39.20"))], "tenders[0].kind"),
+        ([LineIn("P-VITC", 1)], [TenderIn(kind="points", points=3920)], "tenders[0].points"),
+        ([LineIn("P-VITC", 1)], [cash("39.201")], "tenders[0].amount"),
+    ],
+)
+def test_bad_input_names_the_field_and_writes_nothing(
+    store, member, catalog, wangqu, lines, tenders, field
+):
+    with pytest.raises(DomainError) as exc:
+        commit(store, member, lines, tenders)
+    assert field in {e.field for e in exc.value.errors}
+    assert not Sale.objects.exists()
+    assert not IdempotencyRecord.objects.exists()
+    assert not PointsEntry.objects.exists()
+
+
+def test_points_pay_part_and_earn_only_on_the_rest(store, member, catalog, wangqu):
+    commit(store, member, [LineIn("P-VITC", 30)], [cash("1176.00")], key="a")  # earns 1176
+    result = commit(
+        store,
+        member,
+        [LineIn("P-VITC", 1)],
+        [TenderIn(kind="points", points=1000), cash("29.20")],
+        key="b",
+    )
+    assert result.response["points_spent"] == 1000
+    assert result.response["points_earned"] == 29  # never on what points paid
+    assert PointsAccount.objects.get(pk=member.pk).balance == 1176 - 1000 + 29
+
+
+def test_insurance_paid_part_earns_nothing(store, member, catalog, wangqu):
+    result = commit(
+        store,
+        member,
+        [LineIn("P-RX", 1), LineIn("P-VITC", 1)],
+        [TenderIn(kind="insurance_pool", amount=D("86.24")), cash("39.20")],
+    )
+    assert result.response["net_total"] == "125.44"
+    assert result.response["points_earned"] == 39
+
+
+def test_partial_then_full_return_reverses_points_and_refunds_exactly(
+    store, member, catalog, wangqu
+):
+    sale = commit(store, member, [LineIn("P-COLD", 3)], [cash("73.50")]).sale  # 3 × 24.50
+    assert sale.points_earned == 73
+    first = services.sale_return(
+        scope="terminal:1",
+        idempotency_key="r1",
+        body={"n": 1},
+        sale_id=sale.pk,
+        lines=[ReturnLineIn(1, 1)],
+        at=PLAIN_DAY + dt.timedelta(days=1),
+    )
+    assert first.response["net_total"] == "24.50"
+    assert first.response["refund"]["points_reversed"] == 24
+    assert first.response["refund"]["tenders"] == [{"kind": "cash", "amount": "24.50"}]
+    with pytest.raises(ValidationFailed) as exc:
+        services.sale_return(
+            scope="terminal:1",
+            idempotency_key="r2",
+            body={"n": 2},
+            sale_id=sale.pk,
+            lines=[ReturnLineIn(1, 3)],
+            at=PLAIN_DAY + dt.timedelta(days=1),
+        )
+    assert exc.value.errors[0].code == "exceeds_sold"
+    rest = services.sale_return(
+        scope="terminal:1",
+        idempotency_key="r3",
+        body={"n": 3},
+        sale_id=sale.pk,
+        lines=[ReturnLineIn(1, 2)],
+        at=PLAIN_DAY + dt.timedelta(days=2),
+    )
+    assert rest.response["net_total"] == "49.00"
+    assert rest.response["refund"]["points_reversed"] == 49
+    assert PointsAccount.objects.get(pk=member.pk).balance == 0
+    assert SaleLine.objects.get(sale=sale).returned_quantity == 3
+    assert MemberStats.objects.get(pk=member.pk).spend == D("0.00")
+    assert verify_points() == []
+
+
+def test_return_restores_points_spent_pro_rata(store, member, catalog, wangqu):
+    commit(store, member, [LineIn("P-VITC", 60)], [cash("2352.00")], key="a")
+    paid = commit(
+        store,
+        member,
+        [LineIn("P-VITC", 2)],
+        [TenderIn(kind="points", points=2000), cash("58.40")],
+        key="b",
+    ).sale
+    ret = services.sale_return(
+        scope="terminal:1",
+        idempotency_key="r",
+        body={},
+        sale_id=paid.pk,
+        lines=[ReturnLineIn(1, 1)],
+        at=PLAIN_DAY,
+    )
+    refund = ret.response["refund"]
+    assert refund["points_restored"] == 1000
+    assert refund["tenders"] == [{"kind": "cash", "amount": "29.20"}]
+    assert verify_points() == []
+
+
+def test_return_of_spent_points_recovers_their_value(store, member, catalog, wangqu):
+    program = program_get()
+    program.shortfall_policy = ShortfallPolicy.RECOVER_VALUE
+    program.save()
+    sale = commit(store, member, [LineIn("P-VITC", 100)], [cash("3920.00")], key="a").sale
+    commit(
+        store,
+        member,
+        [LineIn("P-COLD", 2)],
+        [TenderIn(kind="points", points=3000), cash("19.00")],
+        key="b",
+    )
+    ret = services.sale_return(
+        scope="terminal:1",
+        idempotency_key="r",
+        body={},
+        sale_id=sale.pk,
+        lines=[ReturnLineIn(1, 100)],
+        at=PLAIN_DAY,
+    )
+    refund = ret.response["refund"]
+    # 3920 earned, 3000 of them spent: 939 left to take back (920 + the 19 earned since); the
+    # other 2981 points are recovered at 0.01 CNY each from the refund.
+    assert refund["points_reversed"] == 939
+    assert refund["recovered"] == "29.81"
+    assert refund["money"] == "3890.19"
+    assert PointsAccount.objects.get(pk=member.pk).balance == 0
+    assert verify_points() == []
+
+
+def test_return_window(store, member, catalog, wangqu):
+    sale = commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")]).sale
+    with pytest.raises(DomainError) as exc:
+        services.sale_return(
+            scope="terminal:1",
+            idempotency_key="late",
+            body={},
+            sale_id=sale.pk,
+            lines=[ReturnLineIn(1, 1)],
+            at=PLAIN_DAY + dt.timedelta(days=31),
+        )
+    assert exc.value.code == "return_window_passed"
+
+
+def test_commit_runs_a_fixed_number_of_statements(store, member, catalog, wangqu):
+    commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")], key="warm")
+    counts = []
+    for n, key in ((1, "one"), (4, "four")):
+        lines = [LineIn(sku, 1) for sku in ("P-VITC", "P-COLD", "P-SPEC", "P-RX")[:n]]
+        net = services.sale_quote(
+            store_id=store.pk, member_id=member.pk, lines=lines, at=PLAIN_DAY
+        ).basket.net
+        with CaptureQueriesContext(connection) as ctx:
+            commit(store, member, lines, [cash(str(net))], key=key)
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]
+    assert counts[0] <= 40, counts
+    assert SaleTender.objects.count() == 3
