@@ -25,6 +25,7 @@ from ninja.operation import Operation
 from ninja.renderers import JSONRenderer
 
 from carecard.api.auth import API_AUTH
+from carecard.checkout.api import router as checkout_router
 from carecard.core.errors import DomainError
 from carecard.members.api import router as members_router
 
@@ -206,3 +207,4 @@ def system_health(request: HttpRequest) -> dict[str, str]:
 
 
 api.add_router("/", members_router)
+api.add_router("/", checkout_router)

@@ -17,6 +17,7 @@ from ninja import Field, Query, Router, Schema, Status
 from pydantic import AfterValidator
 
 from carecard.api.auth import Caller, caller
+from carecard.api.schemas import ErrorOut
 from carecard.core.errors import NotFound, PermissionDenied
 from carecard.members import selectors, services
 from carecard.members.models import Card, Consent, Member
@@ -44,21 +45,6 @@ Clean = Annotated[str, AfterValidator(_storable)]
 
 
 # --- schemas out ---------------------------------------------------------------------------
-
-
-class ErrorItemOut(Schema):
-    field: str
-    code: str
-    message: str
-
-
-class ErrorOut(Schema):
-    """The one error shape of the API."""
-
-    code: str = Field(..., examples=["validation_error"])
-    message: str
-    errors: list[ErrorItemOut] = []
-    detail: dict[str, object] | None = None
 
 
 class StoreRefOut(Schema):
