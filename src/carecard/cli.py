@@ -157,10 +157,52 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Django's system checks, then the ledgers (P-2): cached balance = sum of entries = open
+    lots, for every member. Exit 1 when anything disagrees."""
     _setup()
     from django.core.management import call_command
 
+    from carecard.loyalty.selectors import verify_points
+
     call_command("check")
+    bad = verify_points()
+    for m in bad[:50]:
+        print(
+            f"积分账不平 member {m.member_id}: 余额 {m.cached} / 流水合计 {m.entries} / "
+            f"批次合计 {m.lots} − 待抵扣 {m.debt}",
+            file=sys.stderr,
+        )
+    print(f"积分账：{'全部一致' if not bad else f'{len(bad)} 个会员不一致'}")
+    return 1 if bad else 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    _setup()
+    from carecard.checkout.presets import PRESETS, preset_load
+
+    if args.action == "list" or not args.name:
+        for key, preset in PRESETS.items():
+            print(f"{key:15} {preset.name}：{preset.summary}")
+        return 0
+    if args.name not in PRESETS:
+        print(f"未知的预置规则：{args.name}（可选：{', '.join(PRESETS)}）", file=sys.stderr)
+        return 2
+    preset = preset_load(args.name)
+    print(f"已载入「{preset.name}」的会员规则")
+    return 0
+
+
+def cmd_daily(args: argparse.Namespace) -> int:
+    """Enqueue the daily jobs (points expiry, tier review); cron runs this once a day."""
+    _setup()
+    from django.utils import timezone
+
+    from carecard.checkout.tasks import expire_points, review_tiers
+
+    today = args.today or timezone.localdate().isoformat()
+    for job in (expire_points, review_tiers):
+        result = job.enqueue(today)
+        print(f"{job.name}({today}) → {result.id}")
     return 0
 
 
@@ -207,8 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--report", help="写出拒绝行报告 (CSV)")
     imp.set_defaults(func=cmd_import)
 
-    check = sub.add_parser("check", help="系统检查")
+    check = sub.add_parser("check", help="系统检查 + 积分账核对")
     check.set_defaults(func=cmd_check)
+
+    presets = sub.add_parser("presets", help="预置会员规则: list | load NAME")
+    presets.add_argument("action", choices=["list", "load"])
+    presets.add_argument("name", nargs="?")
+    presets.set_defaults(func=cmd_presets)
+
+    daily = sub.add_parser("daily", help="排入每日任务：积分过期、等级评定")
+    daily.add_argument("--today", help="YYYY-MM-DD (default today)")
+    daily.set_defaults(func=cmd_daily)
 
     bench = sub.add_parser("bench", help="性能基准 (bench/run.py)")
     bench.add_argument("rest", nargs=argparse.REMAINDER)

@@ -107,6 +107,9 @@ class QuoteOut(Schema):
     points_to_earn: int
     points_text: str
     points_available: int
+    tier: str | None = None
+    next_tier: str | None = None
+    to_next_tier: Decimal | None = Field(None, description="Still needed for the next tier")
     coupons_rejected: list[dict[str, str]] = []
 
 
@@ -148,6 +151,8 @@ class ReceiptOut(Schema):
     recovered_amount: Decimal
     points_text: str
     refund: RefundOut | None = None
+    tier: str | None = Field(None, description="The member's tier after this sale")
+    member_activated: bool = Field(False, description="This sale met the entry rule")
     replayed: bool = False
 
 
@@ -242,6 +247,9 @@ def checkout_quote(request: HttpRequest, payload: QuoteIn) -> QuoteOut:
         points_to_earn=earning.total if earning else 0,
         points_text=earning.text if earning else "",
         points_available=quote.points_available,
+        tier=quote.tier.tier.name if quote.tier and quote.tier.tier else None,
+        next_tier=quote.tier.next_tier.name if quote.tier and quote.tier.next_tier else None,
+        to_next_tier=quote.tier.remaining if quote.tier and quote.tier.next_tier else None,
         coupons_rejected=[
             {"code": c.code, "reason_code": c.reason_code, "message": c.message}
             for c in basket.coupons_rejected

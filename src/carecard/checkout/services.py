@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -40,10 +40,18 @@ from carecard.loyalty import services as points
 from carecard.loyalty.config import earning_rule
 from carecard.loyalty.earning import Earning, Tender, earn_points
 from carecard.loyalty.locks import lock_account
-from carecard.loyalty.models import EntryKind, PointsEntry, ShortfallPolicy
+from carecard.loyalty.models import EntryKind, MemberTier, PointsEntry, ShortfallPolicy, Tier
 from carecard.loyalty.rules import Member as PricingMember
 from carecard.loyalty.rules import birthday_info
-from carecard.members.models import Member, MemberStatus
+from carecard.loyalty.tiers import (
+    Measures,
+    Progress,
+    points_12m,
+    tier_evaluate,
+    tier_progress,
+)
+from carecard.members.models import EntryRule, Member, MemberStatus
+from carecard.members.services import member_activate, policy_get
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -77,6 +85,11 @@ class Basket:
     lines: list[LineIn]
     products: list[Product]
     coupons: list[str] = field(default_factory=list)
+    tier_code: str | None = None
+
+    @property
+    def pricing_member(self) -> PricingMember | None:
+        return _pricing_member(self.member, self.tier_code)
 
 
 def _bad(field_name: str, code: str, message: str) -> ValidationFailed:
@@ -142,7 +155,12 @@ def load_basket(
     if errors:
         raise ValidationFailed(errors)
     return Basket(
-        store=store, member=member, lines=lines, products=products, coupons=list(coupons or [])
+        store=store,
+        member=member,
+        lines=lines,
+        products=products,
+        coupons=list(coupons or []),
+        tier_code=_tier_code(member) if member is not None else None,
     )
 
 
@@ -169,12 +187,17 @@ def _engine_lines(basket: Basket) -> list[Line]:
     return out
 
 
-def _pricing_member(member: Member | None) -> PricingMember | None:
+def _tier_code(member: Member) -> str | None:
+    state = MemberTier.objects.filter(pk=member.pk).select_related("tier").first()
+    return state.tier.code if state is not None else None
+
+
+def _pricing_member(member: Member | None, tier_code: str | None) -> PricingMember | None:
     if member is None:
         return None
     return PricingMember(
         is_member=member.status == MemberStatus.ACTIVE,
-        tier=None,
+        tier=tier_code,
         birthday=birthday_info(
             member.birthday, is_lunar=member.birthday_is_lunar, lunar_birthday=member.lunar_birthday
         ),
@@ -185,7 +208,7 @@ def _price(basket: Basket, day: dt.date) -> PricedBasket:
     settings = config.settings_get()
     return price_basket(
         _engine_lines(basket),
-        _pricing_member(basket.member),
+        basket.pricing_member,
         config.pricing_rules(basket.store.region_id),
         [],  # coupons: wired with the coupons app
         config.pricing_policy(settings),
@@ -201,6 +224,7 @@ class Quote:
     basket: PricedBasket
     earning: Earning | None
     points_available: int
+    tier: Progress | None = None
 
 
 def sale_quote(
@@ -221,13 +245,25 @@ def sale_quote(
     earning, available = None, 0
     if basket.member is not None:
         engine_tenders = _earning_tenders(priced, tenders or [])
-        earning = earn_points(
-            priced, engine_tenders, earning_rule(), _pricing_member(basket.member), day
-        )
+        earning = earn_points(priced, engine_tenders, earning_rule(), basket.pricing_member, day)
         account = points.PointsAccount.objects.filter(pk=basket.member.pk).first()
         if account is not None:
             available = points.available_points(account, at=at)
-    return Quote(basket=priced, earning=earning, points_available=available)
+        progress = _progress(basket.member, account)
+        return Quote(basket=priced, earning=earning, points_available=available, tier=progress)
+    return Quote(basket=priced, earning=None, points_available=0)
+
+
+def _progress(member: Member, account: Any) -> Progress | None:
+    tiers = list(Tier.objects.all())
+    if not tiers:
+        return None
+    state = MemberTier.objects.filter(pk=member.pk).select_related("tier").first()
+    stats = MemberStats.objects.filter(pk=member.pk).first() or MemberStats(member=member)
+    m = measures(stats, account.lifetime_earned if account is not None else 0)
+    if any(t.basis == "points" and t.window_months for t in tiers):
+        m = replace(m, points_12m=points_12m(member.pk, timezone.now()))
+    return tier_progress(state.tier if state else None, tiers, m)
 
 
 def _earning_tenders(priced: PricedBasket, tenders: list[TenderIn]) -> list[Tender]:
@@ -337,6 +373,17 @@ def _stats_add(
     stats.visits_12m = sum(v for k, (v, _s) in stats.months.items() if k in window)
     stats.spend_12m = sum((Decimal(s) for k, (_v, s) in stats.months.items() if k in window), ZERO)
     stats.save()
+    return stats
+
+
+def measures(stats: MemberStats, lifetime_points: int) -> Measures:
+    return Measures(
+        points=lifetime_points,
+        spend=stats.spend,
+        spend_12m=stats.spend_12m,
+        visits=stats.visits,
+        visits_12m=stats.visits_12m,
+    )
 
 
 def sale_commit(
@@ -416,7 +463,7 @@ def sale_commit(
                 priced,
                 [Tender(t.kind, t.amount) for t in checked],
                 earning_rule(),
-                _pricing_member(basket.member),
+                basket.pricing_member,
                 day,
             )
         line_rows = []
@@ -479,14 +526,31 @@ def sale_commit(
                 program=program,
             )
             earned = earning.total
-        if basket.member is not None:
-            _stats_add(basket.member.pk, at=at, store_id=store_id, amount=priced.net, visit=1)
+        activated = False
+        if basket.member is not None and basket.member.status == MemberStatus.PENDING:
+            # Entry rule "card after one purchase ≥ N": the qualifying sale itself is priced
+            # and earns as a walk-in's; the membership counts from the next visit.
+            policy = policy_get()
+            if policy.entry_rule == EntryRule.PURCHASE and priced.net >= policy.entry_min_purchase:
+                member_activate(member=basket.member, reason=ref)
+                activated = True
+        tier_name = None
+        if basket.member is not None and account is not None:
+            stats = _stats_add(
+                basket.member.pk, at=at, store_id=store_id, amount=priced.net, visit=1
+            )
+            state = tier_evaluate(
+                member_id=basket.member.pk, measures=measures(stats, account.lifetime_earned), at=at
+            )
+            tier_name = state.tier.name if state is not None else None
         sale.points_earned = earned
         sale.points_spent = spent
         sale.points_balance = account.balance if account is not None else None
         sale.explanation = {"text": earning.text} if earning else {}
         sale.save(update_fields=["points_earned", "points_spent", "points_balance", "explanation"])
         response = receipt(sale, lines=line_rows, priced=priced)
+        response["tier"] = tier_name
+        response["member_activated"] = activated
         idempotency.store(record, response=response, status_code=201)
     return CommitResult(sale, False, response)
 

@@ -312,3 +312,82 @@ class EarningPlan(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TierBasis(models.TextChoices):
+    POINTS = "points", _("累计获得积分")
+    SPEND = "spend", _("消费金额")
+    VISITS = "visits", _("消费次数")
+
+
+class Tier(models.Model):
+    """A member tier (T-1..T-3). Rank 0 is the entry tier every member starts in. A member
+    moves up as soon as the measure reaches ``threshold`` (over the lifetime, or the last
+    ``window_months``); moving down happens only at the periodic review, after a grace period.
+    A paid tier (``fee``) is bought for ``paid_months`` instead. Discounts for a tier are
+    pricing rules of kind ``tier``; points multipliers live in the earning plan."""
+
+    code = models.CharField(_("编码"), max_length=20, unique=True)
+    name = models.CharField(_("名称"), max_length=50)
+    rank = models.PositiveSmallIntegerField(_("级别"), unique=True)
+    basis = models.CharField(
+        _("升级依据"), max_length=10, choices=TierBasis.choices, default=TierBasis.POINTS
+    )
+    threshold = models.DecimalField(_("门槛"), max_digits=12, decimal_places=2, default=0)
+    window_months = models.PositiveSmallIntegerField(
+        _("统计月数"), null=True, blank=True, help_text=_("空：终身累计")
+    )
+    fee = models.DecimalField(
+        _("付费会员费"), max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    paid_months = models.PositiveSmallIntegerField(_("付费有效月数"), default=12)
+    benefits = models.CharField(_("权益说明"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("会员等级")
+        verbose_name_plural = _("会员等级")
+        ordering = ["rank"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MemberTier(models.Model):
+    """A member's current tier. ``paid_until`` is set for a bought tier; ``grace_until`` when
+    a review found the member below the tier's threshold."""
+
+    member = models.OneToOneField(
+        Member, on_delete=models.CASCADE, primary_key=True, related_name="tier_state"
+    )
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    since = models.DateTimeField(_("获得时间"))
+    paid_until = models.DateField(_("付费有效期至"), null=True, blank=True)
+    grace_until = models.DateField(_("保级截止"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("会员当前等级")
+        verbose_name_plural = _("会员当前等级")
+        indexes = [models.Index(fields=["tier"], name="member_tier_tier")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.tier_id}"
+
+
+class TierChange(models.Model):
+    """Every tier change, append-only: the member's tier history."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes")
+    from_tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(_("时间"))
+    reason = models.CharField(_("原因"), max_length=100)
+
+    class Meta:
+        verbose_name = _("等级变动")
+        verbose_name_plural = _("等级变动")
+        ordering = ["member_id", "-at"]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.from_tier_id} → {self.to_tier_id}"

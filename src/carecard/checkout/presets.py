@@ -1,0 +1,147 @@
+"""Published member rules of real chains, loadable in one step (``carecard presets load NAME``).
+
+Each preset replaces the chain's pricing rules, earning plan, tiers and the points, checkout
+and membership settings it names; everything else is left as it is. Scenario tests
+(tests/checkout/test_presets.py) reproduce each chain's published examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from carecard.checkout.config import settings_get
+from carecard.loyalty.models import (
+    EarningPlan,
+    ExpiryPolicy,
+    PricingRule,
+    ShortfallPolicy,
+    Tier,
+)
+from carecard.loyalty.services import program_get
+from carecard.members.models import EntryRule
+from carecard.members.services import policy_get
+
+D = Decimal
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    name: str
+    summary: str
+    pricing_rules: list[dict[str, Any]]
+    earning: dict[str, Any]
+    tiers: list[dict[str, Any]] = field(default_factory=list)
+    program: dict[str, Any] = field(default_factory=dict)
+    checkout: dict[str, Any] = field(default_factory=dict)
+    membership: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    p.key: p
+    for p in (
+        Preset(
+            key="wangqu",
+            name="王曲同心大药店",
+            summary="消费满20元免费办卡；每1元积1分；特价/限量/促销商品不积分、不打折；"
+            "农历初八/十八/廿八会员日9.5折，其余日子9.8折；积分12月31日清零；"
+            "挂失补卡工本费2元，损坏换卡1元。",
+            pricing_rules=[
+                {
+                    "name": "会员日",
+                    "kind": "member_day",
+                    "rate": D("0.95"),
+                    "schedule_kind": "lunar_days",
+                    "schedule_days": [8, 18, 28],
+                },
+                {"name": "会员折扣", "kind": "base", "rate": D("0.98")},
+            ],
+            earning={"name": "每1元积1分", "amount_per_point": D("1.00")},
+            program={"expiry_policy": ExpiryPolicy.YEAR_END},
+            membership={
+                "entry_rule": EntryRule.PURCHASE,
+                "entry_min_purchase": D("20.00"),
+                "lost_card_fee": D("2.00"),
+                "damaged_card_fee": D("1.00"),
+            },
+        ),
+        Preset(
+            key="four_tier",
+            name="四级会员制大药房",
+            summary="每1元积1分；每周日非特价商品8.5折；生日当天8折；累计积分5000银卡8.8折、"
+            "10000金卡8.5折、20000白金卡8折、40000钻石卡7.5折；30天内退货扣回积分，"
+            "积分已兑换的按价值扣回。",
+            pricing_rules=[
+                {
+                    "name": "周日会员日",
+                    "kind": "member_day",
+                    "rate": D("0.85"),
+                    "schedule_kind": "weekdays",
+                    "schedule_days": [6],
+                },
+                {
+                    "name": "生日8折",
+                    "kind": "birthday",
+                    "rate": D("0.80"),
+                    "schedule_kind": "birthday_day",
+                },
+                {"name": "银卡8.8折", "kind": "tier", "rate": D("0.88"), "tiers": ["silver"]},
+                {"name": "金卡8.5折", "kind": "tier", "rate": D("0.85"), "tiers": ["gold"]},
+                {"name": "白金卡8折", "kind": "tier", "rate": D("0.80"), "tiers": ["platinum"]},
+                {"name": "钻石卡7.5折", "kind": "tier", "rate": D("0.75"), "tiers": ["diamond"]},
+            ],
+            earning={"name": "每1元积1分", "amount_per_point": D("1.00")},
+            tiers=[
+                {"code": "ordinary", "name": "普通卡", "rank": 0, "threshold": D("0")},
+                {"code": "silver", "name": "银卡", "rank": 1, "threshold": D("5000")},
+                {"code": "gold", "name": "金卡", "rank": 2, "threshold": D("10000")},
+                {"code": "platinum", "name": "白金卡", "rank": 3, "threshold": D("20000")},
+                {"code": "diamond", "name": "钻石卡", "rank": 4, "threshold": D("40000")},
+            ],
+            program={"shortfall_policy": ShortfallPolicy.RECOVER_VALUE},
+            checkout={"return_days": 30},
+        ),
+        Preset(
+            key="rebate_ladder",
+            name="返利阶梯（罗欣 / 大和）",
+            summary="每1元积1分（可选每2元积1分）；积分阶梯返利：2000分送20元礼品、5000分送50元券、"
+            "10000分送100元券后重新累计；用返利券支付的部分不积分。",
+            pricing_rules=[],
+            earning={
+                "name": "每1元积1分",
+                "amount_per_point": D("1.00"),
+                "non_earning_tenders": ["coupon"],
+            },
+        ),
+    )
+}
+
+
+def preset_load(key: str) -> Preset:
+    """Replace the chain's member rules with a preset's, in one transaction."""
+    preset = PRESETS[key]
+    with transaction.atomic():
+        PricingRule.objects.all().delete()
+        for i, rule in enumerate(preset.pricing_rules):
+            PricingRule.objects.create(position=i, **rule)
+        EarningPlan.objects.all().delete()
+        EarningPlan.objects.create(**preset.earning)
+        # Tiers are matched by code, never deleted: members and their history point at them.
+        for tier in preset.tiers:
+            Tier.objects.update_or_create(
+                code=tier["code"], defaults={k: v for k, v in tier.items() if k != "code"}
+            )
+        for obj, values in (
+            (program_get(), preset.program),
+            (settings_get(), preset.checkout),
+            (policy_get(), preset.membership),
+        ):
+            for name, value in values.items():
+                setattr(obj, name, value)
+            if values:
+                obj.save()
+    return preset

@@ -1,0 +1,207 @@
+"""The three chains' published rules, loaded as presets, reproduce their examples (issue #3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from carecard.checkout import services
+from carecard.checkout.presets import PRESETS, preset_load
+from carecard.checkout.services import LineIn, ReturnLineIn, TenderIn
+from carecard.loyalty import services as points
+from carecard.loyalty.locks import lock_account
+from carecard.loyalty.models import MemberTier, PointsAccount, TierChange
+from carecard.loyalty.selectors import verify_points
+from carecard.members.models import MemberStatus
+from tests.factories import make_member
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+TZ = dt.timezone(dt.timedelta(hours=8))
+
+
+def at(y, m, d, h=10):
+    return dt.datetime(y, m, d, h, tzinfo=TZ)
+
+
+def buy(store, member, lines, when, key, tenders=None):
+    net = services.sale_quote(
+        store_id=store.pk, member_id=member.pk, lines=lines, at=when
+    ).basket.net
+    return services.sale_commit(
+        scope="t",
+        idempotency_key=key,
+        body={"k": key},
+        store_id=store.pk,
+        member_id=member.pk,
+        lines=lines,
+        tenders=tenders or [TenderIn(kind="cash", amount=net)],
+        at=when,
+    )
+
+
+@pytest.fixture
+def member(store):
+    return make_member(store, name="陈晓梅", birthday="1975-06-15")
+
+
+# --- 王曲同心 ---------------------------------------------------------------------------------
+
+
+def test_wangqu_member_days_and_plain_days(store, member, catalog):
+    preset_load("wangqu")
+    # 2026-02-24 = 正月初八, 2026-03-07 = 正月十九 (plain), 2026-03-16 = 正月廿八
+    for when, net in (
+        (at(2026, 2, 24), "38.00"),
+        (at(2026, 3, 7), "39.20"),
+        (at(2026, 3, 16), "38.00"),
+    ):
+        quote = services.sale_quote(
+            store_id=store.pk, member_id=member.pk, lines=[LineIn("P-VITC", 1)], at=when
+        )
+        assert quote.basket.net == D(net), when
+
+
+def test_wangqu_special_items_no_discount_no_points(store, member, catalog):
+    preset_load("wangqu")
+    r = buy(store, member, [LineIn("P-SPEC", 3)], at(2026, 2, 24), "s").response
+    assert (r["net_total"], r["points_earned"]) == ("30.00", 0)
+
+
+def test_wangqu_points_expire_on_31_december(store, member, catalog):
+    preset_load("wangqu")
+    buy(store, member, [LineIn("P-VITC", 1)], at(2026, 3, 7), "a")
+    assert points.points_expire_due(today=dt.date(2026, 12, 31)) == 0
+    assert points.points_expire_due(today=dt.date(2027, 1, 1)) == 39
+    assert PointsAccount.objects.get(pk=member.pk).balance == 0
+
+
+def test_wangqu_card_after_one_purchase_of_20(store, catalog):
+    preset_load("wangqu")
+    pending = make_member(store, name="刘芳")
+    pending.status = MemberStatus.PENDING
+    pending.save(update_fields=["status"])
+    small = buy(store, pending, [LineIn("P-SPEC", 1)], at(2026, 3, 7), "small").response
+    assert small["member_activated"] is False
+    first = buy(store, pending, [LineIn("P-COLD", 1)], at(2026, 3, 7), "first").response
+    assert first["member_activated"] is True
+    assert first["net_total"] == "25.00"  # the qualifying purchase is not yet a member's
+    pending.refresh_from_db()
+    assert pending.status == MemberStatus.ACTIVE
+    second = buy(store, pending, [LineIn("P-COLD", 1)], at(2026, 3, 7), "second").response
+    assert second["net_total"] == "24.50"
+
+
+def test_wangqu_returns_adjust_points(store, member, catalog):
+    preset_load("wangqu")
+    sale = buy(store, member, [LineIn("P-VITC", 2)], at(2026, 3, 7), "a").sale
+    services.sale_return(
+        scope="t",
+        idempotency_key="r",
+        body={},
+        sale_id=sale.pk,
+        lines=[ReturnLineIn(1, 1)],
+        at=at(2026, 3, 8),
+    )
+    assert PointsAccount.objects.get(pk=member.pk).balance == 78 - 39
+
+
+# --- four-tier chain --------------------------------------------------------------------------
+
+
+def test_four_tier_sunday_birthday_and_best_single(store, member, catalog):
+    preset_load("four_tier")
+    quote = lambda when: (
+        services.sale_quote(  # noqa: E731
+            store_id=store.pk, member_id=member.pk, lines=[LineIn("P-VITC", 1)], at=when
+        ).basket.net
+    )
+    assert quote(at(2026, 3, 8)) == D("34.00")  # Sunday 8.5折
+    assert quote(at(2026, 3, 9)) == D("40.00")  # Monday, ordinary card: no discount
+    assert quote(at(2026, 6, 15)) == D("32.00")  # birthday (a Monday) 8折
+    spec = services.sale_quote(
+        store_id=store.pk, member_id=member.pk, lines=[LineIn("P-SPEC", 1)], at=at(2026, 3, 8)
+    )
+    assert spec.basket.net == D("10.00")  # special-price items excluded on Sundays
+
+
+def test_four_tier_upgrade_at_once_and_tier_price(store, member, catalog):
+    preset_load("four_tier")
+    r = buy(store, member, [LineIn("P-VITC", 100)], at(2026, 3, 9), "a").response  # 4000 pts
+    assert (r["points_earned"], r["tier"]) == (4000, "普通卡")
+    r = buy(store, member, [LineIn("P-VITC", 25)], at(2026, 3, 10), "b").response  # 5000
+    assert r["tier"] == "银卡"
+    assert MemberTier.objects.get(pk=member.pk).tier.code == "silver"
+    quote = services.sale_quote(
+        store_id=store.pk, member_id=member.pk, lines=[LineIn("P-VITC", 1)], at=at(2026, 3, 10)
+    )
+    assert quote.basket.net == D("35.20")  # silver 8.8折
+    assert (quote.tier.next_tier.code, quote.tier.remaining) == ("gold", D("5000"))
+    # Sunday 8.5折 beats silver 8.8折: the single best discount
+    sunday = services.sale_quote(
+        store_id=store.pk, member_id=member.pk, lines=[LineIn("P-VITC", 1)], at=at(2026, 3, 15)
+    )
+    assert sunday.basket.net == D("34.00")
+    assert TierChange.objects.filter(member=member).count() == 2
+
+
+def test_four_tier_return_recovers_value_of_redeemed_points(store, member, catalog):
+    preset_load("four_tier")
+    sale = buy(store, member, [LineIn("P-VITC", 25)], at(2026, 3, 9), "a").sale  # 1000 points
+    with __import__("django.db").db.transaction.atomic():
+        points.points_spend(account=lock_account(member.pk), points=1000, at=at(2026, 3, 9, 12))
+    ret = services.sale_return(
+        scope="t",
+        idempotency_key="r",
+        body={},
+        sale_id=sale.pk,
+        lines=[ReturnLineIn(1, 25)],
+        at=at(2026, 3, 10),
+    ).response
+    assert ret["refund"]["points_reversed"] == 0
+    assert ret["refund"]["recovered"] == "10.00"  # 1000 points × 0.01
+    assert ret["refund"]["money"] == "990.00"
+    assert verify_points() == []
+
+
+def test_four_tier_returns_only_within_30_days(store, member, catalog):
+    preset_load("four_tier")
+    sale = buy(store, member, [LineIn("P-VITC", 1)], at(2026, 3, 9), "a").sale
+    with pytest.raises(Exception) as exc:  # noqa: PT011
+        services.sale_return(
+            scope="t",
+            idempotency_key="r",
+            body={},
+            sale_id=sale.pk,
+            lines=[ReturnLineIn(1, 1)],
+            at=at(2026, 4, 9),
+        )
+    assert exc.value.code == "return_window_passed"
+
+
+# --- rebate ladder ----------------------------------------------------------------------------
+
+
+def test_rebate_ladder_earns_per_cny_but_not_on_voucher_payments(store, member, catalog):
+    preset_load("rebate_ladder")
+    r = buy(
+        store,
+        member,
+        [LineIn("P-VITC", 1)],
+        at(2026, 3, 9),
+        "a",
+        tenders=[
+            TenderIn(kind="coupon", amount=D("20.00")),
+            TenderIn(kind="cash", amount=D("20.00")),
+        ],
+    ).response
+    assert r["points_earned"] == 20
+
+
+def test_every_preset_loads_twice_without_duplicates(db):
+    for key in PRESETS:
+        preset_load(key)
+        preset_load(key)
