@@ -19,3 +19,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 from tests.factories import *  # noqa: E402,F403 — fixtures shared by every test module
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counter_config():
+    """The counter caches its rules for a few seconds; every test starts from the database."""
+    from carecard.checkout import config
+
+    config.invalidate()
+    yield
+    config.invalidate()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from django.db import connection, connections
 
-from carecard.checkout import services
+from carecard.checkout import config, services
 from carecard.checkout.models import MemberStats, Sale, SaleLine
 from carecard.checkout.services import LineIn, TenderIn
 from carecard.core.errors import DomainError
@@ -99,6 +99,7 @@ def test_concurrent_points_payments_never_overspend(store, catalog, wangqu):
     program = program_get()
     program.pending_days = 7  # what these sales earn cannot pay the next one
     program.save()
+    config.invalidate()
     # 39 points: each payment below takes 10 points (0.10 CNY); only 3 can succeed.
     pay = [TenderIn(kind="points", points=10), TenderIn(kind="cash", amount=Decimal("39.10"))]
     results = _run_threads(
@@ -122,7 +123,7 @@ django.setup()
 from decimal import Decimal
 from django.conf import settings
 settings.CARECARD_FIELD_KEYS = {key!r}
-from carecard.checkout import services
+from carecard.checkout import config, services
 from carecard.loyalty import services as points
 real_earn = points.points_earn
 def slow_earn(**kw):

@@ -1,15 +1,88 @@
-"""The counter's configuration as the pricing engine's dataclasses."""
+"""The counter's configuration as the pricing engine's dataclasses, cached in the process.
+
+Quote and commit read the same rules thousands of times a minute; building them costs more
+than the sale itself. Each value is cached for ``TTL`` seconds, so a change made in the
+console reaches every worker within that time; the process that makes the change (presets,
+admin) calls ``invalidate()`` and sees it at once.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
+from carecard.catalog.models import Category
+from carecard.chain.models import Store
 from carecard.checkout.engine import DiscountRule, PricingPolicy
 from carecard.checkout.models import CheckoutSettings
+from carecard.loyalty.config import earning_rule as _earning_rule
 from carecard.loyalty.config import schedule_of, scope_of
-from carecard.loyalty.models import PricingRule
+from carecard.loyalty.earning import EarningRule
+from carecard.loyalty.models import PointsProgram, PricingRule, Tier
+from carecard.loyalty.services import program_get as _program_get
+
+TTL = 5.0
+_cache: dict[Any, tuple[float, Any]] = {}
+
+
+def _cached[T](key: Any, load: Callable[[], T]) -> T:
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and now - hit[0] < TTL:
+        return hit[1]  # type: ignore[no-any-return]
+    value = load()
+    _cache[key] = (now, value)
+    return value
+
+
+def invalidate() -> None:
+    """Forget every cached value (after a configuration change in this process)."""
+    _cache.clear()
 
 
 def settings_get() -> CheckoutSettings:
-    return CheckoutSettings.objects.order_by("pk").first() or CheckoutSettings.objects.create()
+    def load() -> CheckoutSettings:
+        return CheckoutSettings.objects.order_by("pk").first() or CheckoutSettings.objects.create()
+
+    return _cached("settings", load)
+
+
+def program() -> PointsProgram:
+    return _cached("program", _program_get)
+
+
+def earning_rule() -> EarningRule:
+    return _cached("earning", _earning_rule)
+
+
+def tiers() -> list[Tier]:
+    return _cached("tiers", lambda: list(Tier.objects.order_by("rank")))
+
+
+def store(store_id: int) -> Store | None:
+    return _cached(("store", store_id), lambda: Store.objects.filter(pk=store_id).first())
+
+
+def category_path(category_id: int) -> tuple[int, ...]:
+    """A category followed by its ancestors (the tree is small: one query for all of it)."""
+
+    def load() -> dict[int, tuple[int, ...]]:
+        parents = dict(Category.objects.values_list("pk", "parent_id"))
+        paths = {}
+        for cid in parents:
+            path, node = [], cid
+            while node is not None and node not in path:
+                path.append(node)
+                node = parents.get(node)
+            paths[cid] = tuple(path)
+        return paths
+
+    paths = _cached("categories", load)
+    if category_id not in paths:  # a category created since: reload once
+        invalidate()
+        paths = _cached("categories", load)
+    return paths.get(category_id, (category_id,))
 
 
 def pricing_policy(settings: CheckoutSettings) -> PricingPolicy:
@@ -22,6 +95,10 @@ def pricing_policy(settings: CheckoutSettings) -> PricingPolicy:
 
 def pricing_rules(region_id: int | None) -> list[DiscountRule]:
     """Active member-pricing rules for a store's region, in HQ's order."""
+    return _cached(("rules", region_id), lambda: _load_rules(region_id))
+
+
+def _load_rules(region_id: int | None) -> list[DiscountRule]:
     rules = []
     for rule in PricingRule.objects.filter(active=True).order_by("position", "pk"):
         if rule.regions and region_id not in rule.regions:

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
+from carecard.checkout import config
 from carecard.checkout.config import settings_get
 from carecard.loyalty.models import (
     EarningPlan,
@@ -144,4 +145,5 @@ def preset_load(key: str) -> Preset:
                 setattr(obj, name, value)
             if values:
                 obj.save()
+    config.invalidate()
     return preset

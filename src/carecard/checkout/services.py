@@ -15,12 +15,13 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from carecard.catalog.models import Category, Product
+from carecard.catalog.models import Product
 from carecard.chain.models import Store
 from carecard.checkout import config
 from carecard.checkout.engine import Item, Line, PricedBasket, price_basket
@@ -37,10 +38,9 @@ from carecard.core import idempotency
 from carecard.core.errors import DomainError, FieldError, NotFound, ValidationFailed
 from carecard.core.money import allocate
 from carecard.loyalty import services as points
-from carecard.loyalty.config import earning_rule
 from carecard.loyalty.earning import Earning, Tender, earn_points
 from carecard.loyalty.locks import lock_account
-from carecard.loyalty.models import EntryKind, MemberTier, PointsEntry, ShortfallPolicy, Tier
+from carecard.loyalty.models import EntryKind, PointsEntry, ShortfallPolicy
 from carecard.loyalty.rules import Member as PricingMember
 from carecard.loyalty.rules import birthday_info
 from carecard.loyalty.tiers import (
@@ -96,31 +96,23 @@ def _bad(field_name: str, code: str, message: str) -> ValidationFailed:
     return ValidationFailed([FieldError(field_name, code, message)])
 
 
-def _category_paths(category_ids: set[int]) -> dict[int, tuple[int, ...]]:
-    """Each category followed by its ancestors (the tree is small: one query for all of it)."""
-    parents = dict(Category.objects.values_list("pk", "parent_id"))
-    paths = {}
-    for cid in category_ids:
-        path, node = [], cid
-        while node is not None and node not in path:
-            path.append(node)
-            node = parents.get(node)
-        paths[cid] = tuple(path)
-    return paths
-
-
 def load_basket(
     *, store_id: int, member_id: int | None, lines: list[LineIn], coupons: list[str] | None = None
 ) -> Basket:
     """Check the request against the database: store, member, SKUs, quantities. Every bad
     field is reported at once (``lines[2].sku`` …)."""
     errors: list[FieldError] = []
-    store = Store.objects.filter(pk=store_id).select_related("region").first()
+    store = config.store(store_id)
     if store is None:
         raise NotFound("store", _("门店不存在"))
     member = None
     if member_id is not None:
-        member = Member.objects.filter(pk=member_id).first()
+        # One read for the member, their tier, points account and aggregates.
+        member = (
+            Member.objects.filter(pk=member_id)
+            .select_related("tier_state__tier", "points_account", "stats")
+            .first()
+        )
         if member is None:
             raise NotFound("member", _("会员不存在"))
         if member.status not in (MemberStatus.ACTIVE, MemberStatus.PENDING):
@@ -165,7 +157,6 @@ def load_basket(
 
 
 def _engine_lines(basket: Basket) -> list[Line]:
-    paths = _category_paths({p.category_id for p in basket.products})
     items: dict[str, Item] = {}
     out = []
     for line, p in zip(basket.lines, basket.products, strict=True):
@@ -174,7 +165,7 @@ def _engine_lines(basket: Basket) -> list[Line]:
                 sku=p.sku,
                 name=p.name,
                 item_class=p.item_class,
-                category_ids=paths[p.category_id],
+                category_ids=config.category_path(p.category_id),
                 shelf_price=p.shelf_price,
                 member_price=p.member_price,
                 is_special_price=p.is_special_price,
@@ -187,8 +178,16 @@ def _engine_lines(basket: Basket) -> list[Line]:
     return out
 
 
+def _related(member: Member, name: str) -> Any:
+    """A reverse one-to-one loaded by ``load_basket``, or None when the member has none."""
+    try:
+        return getattr(member, name)
+    except ObjectDoesNotExist:
+        return None
+
+
 def _tier_code(member: Member) -> str | None:
-    state = MemberTier.objects.filter(pk=member.pk).select_related("tier").first()
+    state = _related(member, "tier_state")
     return state.tier.code if state is not None else None
 
 
@@ -245,8 +244,10 @@ def sale_quote(
     earning, available = None, 0
     if basket.member is not None:
         engine_tenders = _earning_tenders(priced, tenders or [])
-        earning = earn_points(priced, engine_tenders, earning_rule(), basket.pricing_member, day)
-        account = points.PointsAccount.objects.filter(pk=basket.member.pk).first()
+        earning = earn_points(
+            priced, engine_tenders, config.earning_rule(), basket.pricing_member, day
+        )
+        account = _related(basket.member, "points_account")
         if account is not None:
             available = points.available_points(account, at=at)
         progress = _progress(basket.member, account)
@@ -255,11 +256,11 @@ def sale_quote(
 
 
 def _progress(member: Member, account: Any) -> Progress | None:
-    tiers = list(Tier.objects.all())
+    tiers = config.tiers()
     if not tiers:
         return None
-    state = MemberTier.objects.filter(pk=member.pk).select_related("tier").first()
-    stats = MemberStats.objects.filter(pk=member.pk).first() or MemberStats(member=member)
+    state = _related(member, "tier_state")
+    stats = _related(member, "stats") or MemberStats(member=member)
     m = measures(stats, account.lifetime_earned if account is not None else 0)
     if any(t.basis == "points" and t.window_months for t in tiers):
         m = replace(m, points_12m=points_12m(member.pk, timezone.now()))
@@ -414,7 +415,7 @@ def sale_commit(
     day = timezone.localdate(at)
     priced = _price(basket, day)
     checked = _check_tenders(tenders, priced.net, settings.points_per_yuan, basket.member)
-    program = points.program_get() if basket.member else None
+    program = config.program() if basket.member else None
     with transaction.atomic(durable=True):
         record = idempotency.claim(scope=scope, key=key, operation="sale", digest=digest)
         if record is None:  # a concurrent retry committed first
@@ -462,7 +463,7 @@ def sale_commit(
             earning = earn_points(
                 priced,
                 [Tender(t.kind, t.amount) for t in checked],
-                earning_rule(),
+                config.earning_rule(),
                 basket.pricing_member,
                 day,
             )
@@ -540,7 +541,10 @@ def sale_commit(
                 basket.member.pk, at=at, store_id=store_id, amount=priced.net, visit=1
             )
             state = tier_evaluate(
-                member_id=basket.member.pk, measures=measures(stats, account.lifetime_earned), at=at
+                member_id=basket.member.pk,
+                measures=measures(stats, account.lifetime_earned),
+                at=at,
+                tiers=config.tiers(),
             )
             tier_name = state.tier.name if state is not None else None
         sale.points_earned = earned
@@ -766,7 +770,7 @@ def sale_return(
         reversed_points = restored = 0
         recovered = ZERO
         if account is not None:
-            program = points.program_get()
+            program = config.program()
             earn_entry = PointsEntry.objects.filter(
                 member_id=original.member_id, reference=f"sale:{original.pk}", kind=EntryKind.EARN
             ).first()

@@ -102,10 +102,12 @@ def _change(
     return state
 
 
-def tier_evaluate(*, member_id: int, measures: Measures, at: dt.datetime) -> MemberTier | None:
+def tier_evaluate(
+    *, member_id: int, measures: Measures, at: dt.datetime, tiers: list[Tier] | None = None
+) -> MemberTier | None:
     """Move the member up at once when the measures reach a higher tier (never down here).
     Call inside the transaction that changed the measures, with the member's account locked."""
-    tiers = list(Tier.objects.all())
+    tiers = list(Tier.objects.all()) if tiers is None else tiers
     if not tiers:
         return None
     if measures.points_12m is None and any(
