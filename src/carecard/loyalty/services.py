@@ -387,11 +387,14 @@ def points_adjust(
     return entry
 
 
-def points_expire_due(*, today: dt.date | None = None, batch: int = 200) -> int:
+def points_expire_due(
+    *, today: dt.date | None = None, at: dt.datetime | None = None, batch: int = 200
+) -> int:
     """Expire every lot whose last day is before ``today`` (P-3): one entry per member, in
-    batches of members each in its own transaction. Idempotent: a second run finds nothing."""
+    batches of members each in its own transaction, stamped ``at`` (default now; a replayed
+    history passes the start of ``today``). Idempotent: a second run finds nothing."""
     today = today or timezone.localdate()
-    at = timezone.now()
+    at = at or timezone.now()
     expired = 0
     while True:
         due = list(
