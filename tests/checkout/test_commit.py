@@ -247,6 +247,36 @@ def test_return_of_spent_points_recovers_their_value(store, member, catalog, wan
     assert verify_points() == []
 
 
+def test_return_refunds_by_the_tenders_that_paid_the_line(store, member, catalog, wangqu):
+    sale = commit(
+        store,
+        member,
+        [LineIn("P-RX", 1), LineIn("P-VITC", 1)],
+        [TenderIn(kind="insurance_pool", amount=D("86.24")), cash("39.20")],
+    ).sale
+    vitc = services.sale_return(
+        scope="terminal:1",
+        idempotency_key="r1",
+        body={},
+        sale_id=sale.pk,
+        lines=[ReturnLineIn(2, 1)],
+        at=PLAIN_DAY,
+    ).response["refund"]
+    assert vitc["tenders"] == [{"kind": "cash", "amount": "39.20"}]
+    assert vitc["points_reversed"] == 39
+    rx = services.sale_return(
+        scope="terminal:1",
+        idempotency_key="r2",
+        body={},
+        sale_id=sale.pk,
+        lines=[ReturnLineIn(1, 1)],
+        at=PLAIN_DAY,
+    ).response["refund"]
+    assert rx["tenders"] == [{"kind": "insurance_pool", "amount": "86.24"}]
+    assert rx["points_reversed"] == 0
+    assert verify_points() == []
+
+
 def test_return_window(store, member, catalog, wangqu):
     sale = commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")]).sale
     with pytest.raises(DomainError) as exc:

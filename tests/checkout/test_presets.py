@@ -114,11 +114,12 @@ def test_wangqu_returns_adjust_points(store, member, catalog):
 
 def test_four_tier_sunday_birthday_and_best_single(store, member, catalog):
     preset_load("four_tier")
-    quote = lambda when: (
-        services.sale_quote(  # noqa: E731
+
+    def quote(when):
+        return services.sale_quote(
             store_id=store.pk, member_id=member.pk, lines=[LineIn("P-VITC", 1)], at=when
         ).basket.net
-    )
+
     assert quote(at(2026, 3, 8)) == D("34.00")  # Sunday 8.5折
     assert quote(at(2026, 3, 9)) == D("40.00")  # Monday, ordinary card: no discount
     assert quote(at(2026, 6, 15)) == D("32.00")  # birthday (a Monday) 8折

@@ -38,7 +38,7 @@ from carecard.core import idempotency
 from carecard.core.errors import DomainError, FieldError, NotFound, ValidationFailed
 from carecard.core.money import allocate
 from carecard.loyalty import services as points
-from carecard.loyalty.earning import Earning, Tender, earn_points
+from carecard.loyalty.earning import Earning, Tender, allocate_tenders, earn_points
 from carecard.loyalty.locks import lock_account
 from carecard.loyalty.models import EntryKind, PointsEntry, ShortfallPolicy
 from carecard.loyalty.rules import Member as PricingMember
@@ -54,6 +54,7 @@ from carecard.members.models import EntryRule, Member, MemberStatus
 from carecard.members.services import member_activate, policy_get
 
 CENT = Decimal("0.01")
+_PLAIN_TENDERS = frozenset({"cash", "bank_card", "wechat", "alipay"})
 ZERO = Decimal("0.00")
 MAX_LINES = 200
 MAX_QUANTITY = 9999
@@ -467,6 +468,11 @@ def sale_commit(
                 basket.pricing_member,
                 day,
             )
+        # Which tender paid which line (insurance, points, stored value, vouchers; the rest is
+        # plain money): a return gives each back from the lines it returns.
+        shares = allocate_tenders(
+            priced, [Tender(t.kind, t.amount) for t in checked], config.earning_rule()
+        )
         line_rows = []
         for pl in priced.lines:
             line_rows.append(
@@ -483,7 +489,10 @@ def sale_commit(
                     discount=pl.discount_total,
                     net=pl.net,
                     points=earning.lines[pl.index].points if earning else 0,
-                    explanation={"text": earning.lines[pl.index].text} if earning else {},
+                    explanation={
+                        **({"text": earning.lines[pl.index].text} if earning else {}),
+                        "tenders": {k: str(v) for k, v in shares[pl.index].items() if v > 0},
+                    },
                 )
             )
         SaleLine.objects.bulk_create(line_rows)
@@ -629,11 +638,6 @@ class ReturnLineIn:
     quantity: int
 
 
-def _share_of(total: int, part: Decimal, whole: Decimal) -> int:
-    """Whole points ``total × part / whole``, rounded half up."""
-    return int((Decimal(total) * part / whole).to_integral_value(rounding=ROUND_HALF_UP))
-
-
 def _share(total: int | Decimal, part: int, whole: int) -> Any:
     """``total × part / whole`` rounded half up (ints stay ints); the last part gets the rest."""
     if part == whole:
@@ -712,15 +716,29 @@ def sale_return(
         if errors:
             raise ValidationFailed(errors)
         refunds = {}
+        parts: dict[int, dict[str, Decimal]] = {}  # per returned line: tender kind → refund
         points_back = 0
+        prior_rows: dict[int, list[SaleLine]] = {}
+        for row in SaleLine.objects.filter(returns_line__in=[sold[n] for n in wanted]):
+            prior_rows.setdefault(row.returns_line_id, []).append(row)
         for line_no, qty in wanted.items():
             ln = sold[line_no]
             left = ln.quantity - ln.returned_quantity
-            prior = SaleLine.objects.filter(returns_line=ln)
+            prior = prior_rows.get(ln.pk, [])
             net_left = ln.net - sum((p.net for p in prior), ZERO)
             points_left = ln.points - sum(p.points for p in prior)
             refunds[line_no] = (qty, _share(net_left, qty, left), _share(points_left, qty, left))
             points_back += refunds[line_no][2]
+            parts[line_no] = {}
+            for kind, share in (ln.explanation or {}).get("tenders", {}).items():
+                share_left = Decimal(share) - sum(
+                    (
+                        Decimal((p.explanation or {}).get("tenders", {}).get(kind, "0"))
+                        for p in prior
+                    ),
+                    ZERO,
+                )
+                parts[line_no][kind] = _share(share_left, qty, left)
         refund_total = sum((r[1] for r in refunds.values()), ZERO)
         ret = Sale.objects.create(
             receipt_no=_receipt_no(original.store, at),
@@ -759,6 +777,7 @@ def sale_return(
                 net=amount,
                 points=pts,
                 returns_line=sold[n],
+                explanation={"tenders": {k: str(v) for k, v in parts[n].items() if v > 0}},
             )
             for i, (n, (q, amount, pts)) in enumerate(sorted(refunds.items()))
         ]
@@ -792,25 +811,24 @@ def sale_return(
                             CENT, rounding=ROUND_HALF_UP
                         ),
                     )
-            pay_entry = PointsEntry.objects.filter(
-                member_id=original.member_id, reference=f"sale:{original.pk}", kind=EntryKind.PAY
-            ).first()
-            if pay_entry is not None:
+            points_paid = sum((p.get(TenderKind.POINTS, ZERO) for p in parts.values()), ZERO)
+            points_tender = original.tenders.filter(kind=TenderKind.POINTS).first()
+            if points_paid > 0 and points_tender is not None:
+                pay_entry = PointsEntry.objects.get(
+                    member_id=original.member_id,
+                    reference=f"sale:{original.pk}",
+                    kind=EntryKind.PAY,
+                )
+                # The points that paid the returned lines, valued as they were paid.
+                give = int(
+                    (points_paid * points_tender.points / points_tender.amount).to_integral_value(
+                        rounding=ROUND_HALF_UP
+                    )
+                )
                 restored_before = sum(
                     e.points for e in pay_entry.corrections.filter(kind=EntryKind.RESTORE)
                 )
-                spent_left = -pay_entry.points - restored_before
-                refunded_before = sum(
-                    (r.net_total for r in original.returns.exclude(pk=ret.pk)), ZERO
-                )
-                base_left = original.net_total - refunded_before
-                give = 0
-                if base_left > 0:
-                    give = (
-                        spent_left
-                        if refund_total >= base_left
-                        else _share_of(spent_left, refund_total, base_left)
-                    )
+                give = min(give, -pay_entry.points - restored_before)
                 if give > 0:
                     points.points_restore(
                         account=account,
@@ -828,23 +846,26 @@ def sale_return(
                 amount=-refund_total,
                 visit=0,
             )
-        # Refund tenders: spent points go back as points (valued as they were paid); the rest
-        # of the money by the original tenders pro rata (insurance back to insurance), less the
-        # value of points that could not be taken back (recover_value policy).
-        paid = list(original.tenders.exclude(kind=TenderKind.POINTS))
-        value_back = ZERO
-        points_tender = original.tenders.filter(kind=TenderKind.POINTS).first()
-        if restored and points_tender is not None:
-            value_back = (points_tender.amount * restored / points_tender.points).quantize(
-                CENT, rounding=ROUND_HALF_UP
-            )
-        money_refund = max(ZERO, refund_total - value_back - recovered)
-        base = sum((t.amount for t in paid), ZERO)
-        shares = allocate(money_refund, [t.amount for t in paid]) if base > 0 else []
+        # Refund by the tenders that paid the returned lines: insurance back to insurance,
+        # vouchers as vouchers, points as points (above); the plain money (cash, card, WeChat,
+        # Alipay) pro rata over those tenders, less the value of points that could not be taken
+        # back (recover_value policy).
+        special: dict[str, Decimal] = {}
+        for line_parts in parts.values():
+            for kind, amount in line_parts.items():
+                if kind != TenderKind.POINTS:
+                    special[kind] = special.get(kind, ZERO) + amount
+        points_value = sum((p.get(TenderKind.POINTS, ZERO) for p in parts.values()), ZERO)
+        plain = [t for t in original.tenders.all() if t.kind in _PLAIN_TENDERS]
+        plain_total = refund_total - points_value - sum(special.values(), ZERO)
+        money_refund = max(ZERO, plain_total - recovered)
+        base = sum((t.amount for t in plain), ZERO)
+        money_shares = allocate(money_refund, [t.amount for t in plain]) if base > 0 else []
+        refund_tenders = [(kind, amount) for kind, amount in sorted(special.items()) if amount > 0]
+        refund_tenders += [(t.kind, a) for t, a in zip(plain, money_shares, strict=True) if a > 0]
         SaleTender.objects.bulk_create(
-            SaleTender(sale=ret, member_id=original.member_id, kind=t.kind, amount=s)
-            for t, s in zip(paid, shares, strict=True)
-            if s > 0
+            SaleTender(sale=ret, member_id=original.member_id, kind=kind, amount=amount)
+            for kind, amount in refund_tenders
         )
         ret.points_earned = -reversed_points
         ret.points_spent = -restored
@@ -861,15 +882,11 @@ def sale_return(
         )
         response = receipt(ret, lines=rows)
         response["refund"] = {
-            "money": str(money_refund),
+            "money": str(money_refund + sum(special.values(), ZERO)),
             "points_restored": restored,
             "points_reversed": reversed_points,
             "recovered": str(recovered),
-            "tenders": [
-                {"kind": t.kind, "amount": str(s)}
-                for t, s in zip(paid, shares, strict=True)
-                if s > 0
-            ],
+            "tenders": [{"kind": k, "amount": str(a)} for k, a in refund_tenders],
         }
         idempotency.store(record, response=response, status_code=201)
     return CommitResult(ret, False, response)
