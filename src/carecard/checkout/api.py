@@ -132,6 +132,7 @@ class RefundOut(Schema):
     points_reversed: int
     recovered: Decimal
     tenders: list[dict[str, str]]
+    coupons_restored: list[str] = []
 
 
 class ReceiptOut(Schema):
@@ -152,6 +153,8 @@ class ReceiptOut(Schema):
     points_text: str
     refund: RefundOut | None = None
     tier: str | None = Field(None, description="The member's tier after this sale")
+    coupons_used: list[dict[str, str]] = Field([], description="Coupons redeemed: code, amount")
+    coupons_issued: list[str] = Field([], description="Coupons this sale earned (满即送)")
     member_activated: bool = Field(False, description="This sale met the entry rule")
     replayed: bool = False
 
@@ -251,8 +254,8 @@ def checkout_quote(request: HttpRequest, payload: QuoteIn) -> QuoteOut:
         next_tier=quote.tier.next_tier.name if quote.tier and quote.tier.next_tier else None,
         to_next_tier=quote.tier.remaining if quote.tier and quote.tier.next_tier else None,
         coupons_rejected=[
-            {"code": c.code, "reason_code": c.reason_code, "message": c.message}
-            for c in basket.coupons_rejected
+            {"field": c.field, "code": c.code, "reason_code": c.reason_code, "message": c.message}
+            for c in quote.coupons_refused
         ],
     )
 

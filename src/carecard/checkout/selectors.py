@@ -113,7 +113,7 @@ def points_lots(member_id: int, *, limit: int = 50) -> list[PointsLot]:
     )
 
 
-LEDGER_PAGE = 20
+LEDGER_PAGE = 10
 
 
 def points_ledger(

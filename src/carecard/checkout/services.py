@@ -37,6 +37,7 @@ from carecard.checkout.models import (
 from carecard.core import idempotency
 from carecard.core.errors import DomainError, FieldError, NotFound, ValidationFailed
 from carecard.core.money import allocate
+from carecard.coupons import services as coupon_services
 from carecard.loyalty import services as points
 from carecard.loyalty.earning import Earning, Tender, allocate_tenders, earn_points
 from carecard.loyalty.locks import lock_account
@@ -55,6 +56,7 @@ from carecard.members.services import member_activate, policy_get
 
 CENT = Decimal("0.01")
 _PLAIN_TENDERS = frozenset({"cash", "bank_card", "wechat", "alipay"})
+_NOT_SELF_PAID = frozenset({"insurance_pool", "insurance_personal", "points", "coupon"})
 ZERO = Decimal("0.00")
 MAX_LINES = 200
 MAX_QUANTITY = 9999
@@ -204,16 +206,40 @@ def _pricing_member(member: Member | None, tier_code: str | None) -> PricingMemb
     )
 
 
-def _price(basket: Basket, day: dt.date) -> PricedBasket:
+@dataclass(frozen=True)
+class CouponRefusal:
+    field: str  # coupons[i]
+    code: str  # the coupon's code
+    reason_code: str
+    message: str
+
+
+def _price(basket: Basket, at: dt.datetime) -> tuple[PricedBasket, list[CouponRefusal]]:
+    """Price the basket with its usable coupons; every presented coupon that is not used is
+    returned with its reason (unknown, used, expired, other store, minimum spend …)."""
     settings = config.settings_get()
-    return price_basket(
+    usable, refused = [], []
+    if basket.coupons:
+        usable, rejections = coupon_services.coupons_for_checkout(
+            codes=basket.coupons,
+            member_id=basket.member.pk if basket.member else None,
+            store_id=basket.store.pk,
+            at=at,
+        )
+        refused = [CouponRefusal(r.field, r.code, r.reason_code, r.message) for r in rejections]
+    priced = price_basket(
         _engine_lines(basket),
         basket.pricing_member,
         config.pricing_rules(basket.store.region_id),
-        [],  # coupons: wired with the coupons app
+        usable,
         config.pricing_policy(settings),
-        day,
+        timezone.localdate(at),
     )
+    index = {code.strip().upper(): i for i, code in enumerate(basket.coupons)}
+    for r in priced.coupons_rejected:
+        i = index.get(r.code.strip().upper(), 0)
+        refused.append(CouponRefusal(f"coupons[{i}]", r.code, r.reason_code, r.message))
+    return priced, refused
 
 
 # --------------------------------------------------------------------------- quote
@@ -225,6 +251,7 @@ class Quote:
     earning: Earning | None
     points_available: int
     tier: Progress | None = None
+    coupons_refused: list[CouponRefusal] = field(default_factory=list)
 
 
 def sale_quote(
@@ -241,7 +268,7 @@ def sale_quote(
     at = at or timezone.now()
     basket = load_basket(store_id=store_id, member_id=member_id, lines=lines, coupons=coupons)
     day = timezone.localdate(at)
-    priced = _price(basket, day)
+    priced, refused = _price(basket, at)
     earning, available = None, 0
     if basket.member is not None:
         engine_tenders = _earning_tenders(priced, tenders or [])
@@ -252,8 +279,14 @@ def sale_quote(
         if account is not None:
             available = points.available_points(account, at=at)
         progress = _progress(basket.member, account)
-        return Quote(basket=priced, earning=earning, points_available=available, tier=progress)
-    return Quote(basket=priced, earning=None, points_available=0)
+        return Quote(
+            basket=priced,
+            earning=earning,
+            points_available=available,
+            tier=progress,
+            coupons_refused=refused,
+        )
+    return Quote(basket=priced, earning=None, points_available=0, coupons_refused=refused)
 
 
 def _progress(member: Member, account: Any) -> Progress | None:
@@ -414,7 +447,12 @@ def sale_commit(
     basket = load_basket(store_id=store_id, member_id=member_id, lines=lines, coupons=coupons)
     settings = config.settings_get()
     day = timezone.localdate(at)
-    priced = _price(basket, day)
+    priced, refused = _price(basket, at)
+    if refused:
+        # The customer handed these over expecting a discount: refuse the sale, naming each.
+        raise ValidationFailed(
+            [FieldError(r.field, r.reason_code, f"{r.code}：{r.message}") for r in refused]
+        )
     checked = _check_tenders(tenders, priced.net, settings.points_per_yuan, basket.member)
     program = config.program() if basket.member else None
     with transaction.atomic(durable=True):
@@ -425,7 +463,25 @@ def sale_commit(
             return CommitResult(
                 Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response
             )
+        account = lock_account(basket.member.pk) if basket.member else None
+        earning = None
+        if basket.member is not None:
+            earning = earn_points(
+                priced,
+                [Tender(t.kind, t.amount) for t in checked],
+                config.earning_rule(),
+                basket.pricing_member,
+                day,
+            )
+        # The sale is written once with its points: spending either succeeds in full or the
+        # whole transaction is refused.
+        spent = sum(t.points for t in checked if t.kind == TenderKind.POINTS)
+        earned = earning.total if account is not None and earning and earning.total > 0 else 0
         sale = Sale.objects.create(
+            points_earned=earned,
+            points_spent=spent,
+            points_balance=account.balance - spent + earned if account is not None else None,
+            explanation={"text": earning.text} if earning else {},
             receipt_no=receipt_no or _receipt_no(basket.store, at),
             kind=SaleKind.SALE,
             member=basket.member,
@@ -440,8 +496,16 @@ def sale_commit(
             net_total=priced.net,
         )
         ref = f"sale:{sale.pk}"
-        account = lock_account(basket.member.pk) if basket.member else None
-        spent = 0
+        if priced.coupons_applied:
+            coupon_services.coupons_redeem(
+                codes=[c.code for c in priced.coupons_applied],
+                member_id=member_id,
+                store_id=store_id,
+                at=at,
+                reference=ref,
+                amounts={c.code: c.amount for c in priced.coupons_applied},
+                actor=staff,
+            )
         for i, t in enumerate(checked):
             if t.kind == TenderKind.POINTS:
                 assert account is not None
@@ -458,16 +522,6 @@ def sale_commit(
                 except points.InsufficientPoints as exc:
                     exc.errors = [FieldError(f"tenders[{i}].points", "insufficient", exc.message)]
                     raise
-                spent += t.points
-        earning = None
-        if basket.member is not None:
-            earning = earn_points(
-                priced,
-                [Tender(t.kind, t.amount) for t in checked],
-                config.earning_rule(),
-                basket.pricing_member,
-                day,
-            )
         # Which tender paid which line (insurance, points, stored value, vouchers; the rest is
         # plain money): a return gives each back from the lines it returns.
         shares = allocate_tenders(
@@ -523,8 +577,9 @@ def sale_commit(
             )
             for t in checked
         )
-        earned = 0
-        if account is not None and earning is not None and earning.total > 0:
+        if earned:
+            assert account is not None
+            assert earning is not None
             points.points_earn(
                 account=account,
                 points=earning.total,
@@ -535,7 +590,20 @@ def sale_commit(
                 explanation={"text": earning.text, "lines": [ln.text for ln in earning.lines]},
                 program=program,
             )
-            earned = earning.total
+        issued = []
+        if basket.member is not None and basket.member.status == MemberStatus.ACTIVE:
+            # 消费送券 / 满即送 on what the member paid themselves.
+            self_paid = priced.net - sum(
+                (t.amount for t in checked if t.kind in _NOT_SELF_PAID), ZERO
+            )
+            issued = coupon_services.coupons_issue_for_purchase(
+                member_id=basket.member.pk,
+                store_id=store_id,
+                amount=self_paid,
+                at=at,
+                reference=ref,
+                actor=staff,
+            )
         activated = False
         if basket.member is not None and basket.member.status == MemberStatus.PENDING:
             # Entry rule "card after one purchase ≥ N": the qualifying sale itself is priced
@@ -556,14 +624,14 @@ def sale_commit(
                 tiers=config.tiers(),
             )
             tier_name = state.tier.name if state is not None else None
-        sale.points_earned = earned
-        sale.points_spent = spent
-        sale.points_balance = account.balance if account is not None else None
-        sale.explanation = {"text": earning.text} if earning else {}
-        sale.save(update_fields=["points_earned", "points_spent", "points_balance", "explanation"])
+        assert account is None or account.balance == sale.points_balance  # noqa: PT018
         response = receipt(sale, lines=line_rows, priced=priced)
         response["tier"] = tier_name
         response["member_activated"] = activated
+        response["coupons_used"] = [
+            {"code": c.code, "amount": str(c.amount)} for c in priced.coupons_applied
+        ]
+        response["coupons_issued"] = [c.code for c in issued]
         idempotency.store(record, response=response, status_code=201)
     return CommitResult(sale, False, response)
 
@@ -786,6 +854,16 @@ def sale_return(
             SaleLine.objects.filter(pk=sold[n].pk).update(
                 returned_quantity=F("returned_quantity") + q
             )
+        # A coupon cannot be split: only a return of the whole sale gives it back.
+        coupons_back = []
+        if all(ln.returned_quantity + wanted.get(n, 0) == ln.quantity for n, ln in sold.items()):
+            coupons_back = [
+                r.coupon.code
+                for r in coupon_services.coupons_restore_for(
+                    redeemed_reference=f"sale:{original.pk}", at=at, reference=ref, actor=staff
+                )
+                if r.restored
+            ]
         reversed_points = restored = 0
         recovered = ZERO
         if account is not None:
@@ -887,6 +965,7 @@ def sale_return(
             "points_reversed": reversed_points,
             "recovered": str(recovered),
             "tenders": [{"kind": k, "amount": str(a)} for k, a in refund_tenders],
+            "coupons_restored": coupons_back,
         }
         idempotency.store(record, response=response, status_code=201)
     return CommitResult(ret, False, response)

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -49,18 +49,32 @@ def replay(*, scope: str, key: str, operation: str, digest: str) -> IdempotencyR
 
 def claim(*, scope: str, key: str, operation: str, digest: str) -> IdempotencyRecord | None:
     """Insert the key's record inside the caller's transaction. Returns the new record, or
-    None when another transaction committed the same key first (the caller then replays)."""
-    try:
-        with transaction.atomic():
-            return IdempotencyRecord.objects.create(
-                scope=scope,
-                key=key,
-                operation=operation,
-                request_hash=digest,
-                created_at=timezone.now(),
-            )
-    except IntegrityError:
+    None when another transaction committed the same key first (the caller then replays).
+
+    ``ON CONFLICT DO NOTHING`` waits for a concurrent insert of the same key and then skips:
+    no savepoint and no error to catch (PostgreSQL, and SQLite ≥ 3.35)."""
+    now = timezone.now()
+    table = IdempotencyRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (scope, key, operation, request_hash, status_code, response,"  # noqa: S608
+            " created_at) VALUES (%s, %s, %s, %s, 200, '{}', %s)"
+            " ON CONFLICT (scope, key) DO NOTHING RETURNING id",
+            [scope, key, operation, digest, now],
+        )
+        row = cursor.fetchone()
+    if row is None:
         return None
+    return IdempotencyRecord(
+        pk=row[0],
+        scope=scope,
+        key=key,
+        operation=operation,
+        request_hash=digest,
+        status_code=200,
+        response={},
+        created_at=now,
+    )
 
 
 def store(record: IdempotencyRecord, *, response: dict[str, Any], status_code: int = 200) -> None:

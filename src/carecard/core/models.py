@@ -26,6 +26,8 @@ class AuditAction(models.TextChoices):
     IMPORT = "import", _("数据导入")
     SETTINGS = "settings", _("配置变更")
     POINTS_ADJUST = "points_adjust", _("积分人工调整")
+    COUPON_VOID = "coupon_void", _("作废优惠券")
+    COUPON_BATCH = "coupon_batch", _("生成印刷券码")
 
 
 class AuditEntry(models.Model):

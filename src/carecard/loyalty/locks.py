@@ -13,16 +13,23 @@ from carecard.loyalty.models import PointsAccount
 
 
 def lock_accounts(member_ids: Iterable[int]) -> dict[int, PointsAccount]:
-    """Create missing accounts, then lock them in member-id order. Call inside a transaction."""
+    """Lock the members' accounts in member-id order, creating missing ones first. Call inside
+    a transaction."""
     ids = sorted(set(member_ids))
-    existing = set(PointsAccount.objects.filter(member_id__in=ids).values_list("pk", flat=True))
-    missing = [PointsAccount(member_id=i) for i in ids if i not in existing]
+    locked = {a.pk: a for a in _locked(ids)}
+    missing = [PointsAccount(member_id=i) for i in ids if i not in locked]
     if missing:
         # A concurrent first sale may create the same account: the conflict is ignored and the
         # lock below then waits for that transaction.
         PointsAccount.objects.bulk_create(missing, ignore_conflicts=True)
-    locked = PointsAccount.objects.filter(pk__in=ids).order_by("pk").select_for_update(of=("self",))
-    return {a.pk: a for a in locked}
+        locked = {a.pk: a for a in _locked(ids)}
+    return locked
+
+
+def _locked(ids: list[int]) -> list[PointsAccount]:
+    return list(
+        PointsAccount.objects.filter(pk__in=ids).order_by("pk").select_for_update(of=("self",))
+    )
 
 
 def lock_account(member_id: int) -> PointsAccount:
