@@ -163,6 +163,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
     from carecard.loyalty.selectors import verify_points
+    from carecard.wallet.selectors import verify_wallets
 
     call_command("check")
     bad = verify_points()
@@ -173,7 +174,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"积分账：{'全部一致' if not bad else f'{len(bad)} 个会员不一致'}")
-    return 1 if bad else 0
+    wallets = verify_wallets()
+    for w in wallets[:50]:
+        print(f"储值账不平 member {w.member_id}: {w}", file=sys.stderr)
+    print(f"储值账：{'全部一致' if not wallets else f'{len(wallets)} 个会员不一致'}")
+    return 1 if bad or wallets else 0
 
 
 def cmd_presets(args: argparse.Namespace) -> int:

@@ -124,5 +124,7 @@ class SaleAdmin(AuditReadOnlyAdmin):
     @admin.display(description=_("小票"))
     def console_link(self, sale: Sale) -> str:
         return format_html(
-            '<a href="{}">{}</a>', reverse("console:sale_receipt", args=[sale.pk]), _("在控制台查看")
+            '<a href="{}">{}</a>',
+            reverse("console:sale_receipt", args=[sale.pk]),
+            _("在控制台查看"),
         )

@@ -53,6 +53,9 @@ from carecard.loyalty.tiers import (
 )
 from carecard.members.models import EntryRule, Member, MemberStatus
 from carecard.members.services import member_activate, policy_get
+from carecard.wallet import selectors as wallet_selectors
+from carecard.wallet import services as wallet_services
+from carecard.wallet.locks import lock_wallet
 
 CENT = Decimal("0.01")
 _PLAIN_TENDERS = frozenset({"cash", "bank_card", "wechat", "alipay"})
@@ -507,6 +510,21 @@ def sale_commit(
                 actor=staff,
             )
         for i, t in enumerate(checked):
+            if t.kind == TenderKind.STORED_VALUE:
+                # Lock order: points account (above), then the wallet.
+                assert basket.member is not None
+                try:
+                    wallet_services.wallet_pay(
+                        account=lock_wallet(basket.member.pk),
+                        amount=t.amount,
+                        at=at,
+                        reference=ref,
+                        store_id=store_id,
+                        actor=staff,
+                    )
+                except wallet_services.InsufficientBalance as exc:
+                    exc.errors = [FieldError(f"tenders[{i}].amount", "insufficient", exc.message)]
+                    raise
             if t.kind == TenderKind.POINTS:
                 assert account is not None
                 try:
@@ -924,6 +942,19 @@ def sale_return(
                 amount=-refund_total,
                 visit=0,
             )
+        wallet_back = sum((p.get(TenderKind.STORED_VALUE, ZERO) for p in parts.values()), ZERO)
+        if wallet_back > 0 and original.member_id is not None:
+            paid = wallet_selectors.wallet_payment(original.member_id, f"sale:{original.pk}")
+            if paid is not None:
+                wallet_services.wallet_pay_reverse(
+                    account=lock_wallet(original.member_id),
+                    paid_entry=paid,
+                    amount=wallet_back,
+                    at=at,
+                    reference=ref,
+                    store_id=store_id or original.store_id,
+                    actor=staff,
+                )
         # Refund by the tenders that paid the returned lines: insurance back to insurance,
         # vouchers as vouchers, points as points (above); the plain money (cash, card, WeChat,
         # Alipay) pro rata over those tenders, less the value of points that could not be taken
