@@ -15,10 +15,14 @@ from django.db import transaction
 
 from carecard.checkout import config
 from carecard.checkout.config import settings_get
+from carecard.coupons import services as coupon_services
+from carecard.coupons.models import CouponTemplate
 from carecard.loyalty.models import (
     EarningPlan,
     ExpiryPolicy,
     PricingRule,
+    Reward,
+    RewardKind,
     ShortfallPolicy,
     Tier,
 )
@@ -40,6 +44,7 @@ class Preset:
     program: dict[str, Any] = field(default_factory=dict)
     checkout: dict[str, Any] = field(default_factory=dict)
     membership: dict[str, Any] = field(default_factory=dict)
+    rewards: list[tuple[str, int, str]] = field(default_factory=list)  # name, points, CNY off
 
 
 PRESETS: dict[str, Preset] = {
@@ -63,6 +68,7 @@ PRESETS: dict[str, Preset] = {
             ],
             earning={"name": "每1元积1分", "amount_per_point": D("1.00")},
             program={"expiry_policy": ExpiryPolicy.YEAR_END},
+            rewards=[("100积分换5元代金券", 100, "5.00")],
             membership={
                 "entry_rule": EntryRule.PURCHASE,
                 "entry_min_purchase": D("20.00"),
@@ -105,6 +111,13 @@ PRESETS: dict[str, Preset] = {
             ],
             program={"shortfall_policy": ShortfallPolicy.RECOVER_VALUE},
             checkout={"return_days": 30},
+            rewards=[
+                ("500积分换10元券", 500, "10.00"),
+                ("1000积分换20元券", 1000, "20.00"),
+                ("2000积分换50元券", 2000, "50.00"),
+                ("5000积分换150元券", 5000, "150.00"),
+                ("10000积分换400元券", 10000, "400.00"),
+            ],
         ),
         Preset(
             key="rebate_ladder",
@@ -145,5 +158,34 @@ def preset_load(key: str) -> Preset:
                 setattr(obj, name, value)
             if values:
                 obj.save()
+        for position, (name, cost, value) in enumerate(preset.rewards):
+            _reward(name, cost, D(value), position)
     config.invalidate()
     return preset
+
+
+def _reward(name: str, cost: int, value: Decimal, position: int) -> Reward:
+    """A points-for-voucher reward: the voucher is points-funded, so what it pays earns
+    nothing (C-4a)."""
+    template = CouponTemplate.objects.filter(name=name).first()
+    if template is None:
+        template = coupon_services.coupon_template_create(
+            name=name,
+            kind="amount_off",
+            value=value,
+            valid_days=90,
+            points_funded=True,
+            funded_by="points",
+            stacking_group="points",
+        )
+    reward, _created = Reward.objects.update_or_create(
+        name=name,
+        defaults={
+            "kind": RewardKind.COUPON,
+            "points": cost,
+            "coupon_template": template,
+            "active": True,
+            "position": position,
+        },
+    )
+    return reward

@@ -391,3 +391,70 @@ class TierChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id}: {self.from_tier_id} → {self.to_tier_id}"
+
+
+class RewardKind(models.TextChoices):
+    COUPON = "coupon", _("兑换优惠券")
+    GIFT = "gift", _("兑换礼品")
+    SERVICE = "service", _("兑换服务券")
+
+
+class Reward(models.Model):
+    """An item of the redemption catalogue (P-4): points for a coupon, a gift from stock or a
+    service voucher. ``months`` limits redemption to those months of the year (感恩回馈月);
+    ``store_ids`` to those stores (empty: every store)."""
+
+    name = models.CharField(_("名称"), max_length=100)
+    kind = models.CharField(_("类型"), max_length=10, choices=RewardKind.choices)
+    points = models.PositiveIntegerField(_("所需积分"))
+    coupon_template = models.ForeignKey(
+        "coupons.CouponTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("兑换的券"),
+    )
+    stock = models.PositiveIntegerField(_("库存"), null=True, blank=True, help_text=_("空：不限"))
+    months = models.JSONField(_("可兑换月份"), default=list, blank=True)
+    store_ids = models.JSONField(_("可兑换门店"), default=list, blank=True)
+    active = models.BooleanField(_("启用"), default=True)
+    position = models.PositiveSmallIntegerField(_("顺序"), default=0)
+
+    class Meta:
+        verbose_name = _("积分兑换项目")
+        verbose_name_plural = _("积分兑换项目")
+        ordering = ["position", "points"]
+        constraints = [
+            models.CheckConstraint(condition=Q(points__gt=0), name="reward_points_positive"),
+            models.CheckConstraint(
+                condition=Q(kind="gift") | Q(coupon_template__isnull=False),
+                name="reward_coupon_needs_template",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RewardRedemption(models.Model):
+    """One redemption: the points entry that paid and what the member got."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="redemptions")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="redemptions")
+    entry = models.OneToOneField(PointsEntry, on_delete=models.PROTECT, related_name="redemption")
+    coupon = models.ForeignKey(
+        "coupons.Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    store = models.ForeignKey(
+        Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    at = models.DateTimeField(_("时间"))
+
+    class Meta:
+        verbose_name = _("积分兑换记录")
+        verbose_name_plural = _("积分兑换记录")
+        indexes = [models.Index(fields=["member", "at"], name="redemption_member_at")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.reward_id}"
