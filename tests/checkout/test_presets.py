@@ -206,3 +206,18 @@ def test_every_preset_loads_twice_without_duplicates(db):
     for key in PRESETS:
         preset_load(key)
         preset_load(key)
+
+
+def test_wangqu_yearly_spend_of_5000_gives_a_free_health_check(store, member, catalog):
+    from carecard.coupons.models import Coupon
+
+    preset_load("wangqu")
+    buy(store, member, [LineIn("P-VITC", 100)], at(2026, 3, 7), "a")  # 3920.00
+    assert not Coupon.objects.filter(member=member).exists()
+    r = buy(store, member, [LineIn("P-VITC", 30)], at(2026, 4, 7), "b").response  # 5096.00
+    assert len(r["coupons_issued"]) == 1
+    assert Coupon.objects.get(member=member).template.name == "免费体检券"
+    r = buy(store, member, [LineIn("P-VITC", 30)], at(2026, 5, 7), "c").response
+    assert r["coupons_issued"] == []  # once a year
+    r = buy(store, member, [LineIn("P-VITC", 130)], at(2027, 1, 7), "d").response
+    assert len(r["coupons_issued"]) == 1  # a new year

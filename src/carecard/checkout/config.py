@@ -15,7 +15,7 @@ from typing import Any
 from carecard.catalog.models import Category
 from carecard.chain.models import Store
 from carecard.checkout.engine import DiscountRule, PricingPolicy
-from carecard.checkout.models import CheckoutSettings
+from carecard.checkout.models import CheckoutSettings, SpendBenefit
 from carecard.loyalty.config import earning_rule as _earning_rule
 from carecard.loyalty.config import schedule_of, scope_of
 from carecard.loyalty.earning import EarningRule
@@ -58,6 +58,13 @@ def earning_rule() -> EarningRule:
 
 def tiers() -> list[Tier]:
     return _cached("tiers", lambda: list(Tier.objects.order_by("rank")))
+
+
+def spend_benefits() -> list[SpendBenefit]:
+    return _cached(
+        "spend_benefits",
+        lambda: list(SpendBenefit.objects.filter(active=True).select_related("coupon_template")),
+    )
 
 
 def store(store_id: int) -> Store | None:

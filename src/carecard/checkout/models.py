@@ -259,3 +259,23 @@ class MemberStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id}: {self.visits}"
+
+
+class SpendBenefit(models.Model):
+    """A yearly-spend benefit (T-3): once a member's spend in a calendar year reaches
+    ``threshold``, the commit that crossed it issues ``coupon_template`` (e.g. a free health
+    check voucher) — once per member and year."""
+
+    name = models.CharField(_("名称"), max_length=100)
+    threshold = models.DecimalField(_("年消费门槛"), max_digits=12, decimal_places=2)
+    coupon_template = models.ForeignKey(
+        "coupons.CouponTemplate", on_delete=models.PROTECT, related_name="+", verbose_name=_("赠券")
+    )
+    active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("年度消费权益")
+        verbose_name_plural = _("年度消费权益")
+
+    def __str__(self) -> str:
+        return self.name

@@ -15,6 +15,7 @@ from django.db import transaction
 
 from carecard.checkout import config
 from carecard.checkout.config import settings_get
+from carecard.checkout.models import SpendBenefit
 from carecard.coupons import services as coupon_services
 from carecard.coupons.models import CouponTemplate
 from carecard.loyalty.models import (
@@ -45,6 +46,7 @@ class Preset:
     checkout: dict[str, Any] = field(default_factory=dict)
     membership: dict[str, Any] = field(default_factory=dict)
     rewards: list[tuple[str, int, str]] = field(default_factory=list)  # name, points, CNY off
+    spend_benefits: list[tuple[str, str, str]] = field(default_factory=list)  # name, CNY, voucher
 
 
 PRESETS: dict[str, Preset] = {
@@ -69,6 +71,7 @@ PRESETS: dict[str, Preset] = {
             earning={"name": "每1元积1分", "amount_per_point": D("1.00")},
             program={"expiry_policy": ExpiryPolicy.YEAR_END},
             rewards=[("100积分换5元代金券", 100, "5.00")],
+            spend_benefits=[("年消费满5000元送免费体检", "5000.00", "免费体检券")],
             membership={
                 "entry_rule": EntryRule.PURCHASE,
                 "entry_min_purchase": D("20.00"),
@@ -160,6 +163,22 @@ def preset_load(key: str) -> Preset:
                 obj.save()
         for position, (name, cost, value) in enumerate(preset.rewards):
             _reward(name, cost, D(value), position)
+        for name, threshold, voucher in preset.spend_benefits:
+            template = CouponTemplate.objects.filter(name=voucher).first()
+            if template is None:
+                # A service voucher redeemed at the partner hospital, not at the till.
+                template = coupon_services.coupon_template_create(
+                    name=voucher,
+                    kind="service",
+                    value=D("0.01"),
+                    scope={"skus": ["SERVICE-HEALTH-CHECK"]},
+                    valid_days=365,
+                    funded_by="hq",
+                    per_member_limit=None,
+                )
+            SpendBenefit.objects.update_or_create(
+                name=name, defaults={"threshold": D(threshold), "coupon_template": template}
+            )
     config.invalidate()
     return preset
 

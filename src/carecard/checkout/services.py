@@ -414,6 +414,39 @@ def _stats_add(
     return stats
 
 
+def _year_spend(stats: MemberStats, year: int) -> Decimal:
+    return sum(
+        (Decimal(spend) for month, (_v, spend) in stats.months.items() if month[:4] == str(year)),
+        ZERO,
+    )
+
+
+def _spend_benefits(
+    member: Member, stats: MemberStats, *, amount: Decimal, at: dt.datetime, ref: str, actor: Any
+) -> list[Any]:
+    """Issue the yearly-spend benefits (T-3) this sale's ``amount`` crossed into."""
+    benefits = config.spend_benefits()
+    if not benefits or member.status != MemberStatus.ACTIVE:
+        return []
+    year = timezone.localtime(at).year
+    after = _year_spend(stats, year)
+    before = after - amount
+    issued = []
+    for benefit in benefits:
+        if before < benefit.threshold <= after:
+            issued.append(
+                coupon_services.coupon_issue(
+                    template=benefit.coupon_template,
+                    member=member,
+                    at=at,
+                    source="campaign",
+                    reference=f"spend_benefit:{benefit.pk}:{year}",
+                    actor=actor,
+                )
+            )
+    return issued
+
+
 def measures(stats: MemberStats, lifetime_points: int) -> Measures:
     return Measures(
         points=lifetime_points,
@@ -634,6 +667,9 @@ def sale_commit(
         if basket.member is not None and account is not None:
             stats = _stats_add(
                 basket.member.pk, at=at, store_id=store_id, amount=priced.net, visit=1
+            )
+            issued += _spend_benefits(
+                basket.member, stats, amount=priced.net, at=at, ref=ref, actor=staff
             )
             state = tier_evaluate(
                 member_id=basket.member.pk,
