@@ -148,6 +148,24 @@ def inner_lookup(args: argparse.Namespace) -> dict[str, Any]:
     return {"version": _db_version(connection), "build": build, "results": results}
 
 
+def inner_counter(args: argparse.Namespace) -> dict[str, Any]:
+    """Quote and commit on the lookup database (its 1 M members), which must be built."""
+    db = args.inner
+    _setup_django(db, url=args.pg_url, var_dir=_var_dir(db, args.members), drop=False)
+    from django.core.management import call_command
+    from django.db import connection
+
+    from bench.workloads import counter
+
+    call_command("migrate", verbosity=0, interactive=False)
+    if args.nice:
+        _renice(args.nice)
+    ops = min(args.ops, 2000)
+    log(f"[{db}] counter workloads: {ops} quotes and {ops} commits")
+    results = counter.run(ops=ops, seed=args.seed, log=log)
+    return {"version": _db_version(connection), "results": results}
+
+
 def inner_import(args: argparse.Namespace) -> dict[str, Any]:
     db = args.inner
     # A fresh, migrated database for every run: the import measures loading a new chain.
@@ -190,7 +208,8 @@ def _renice(nice: int) -> None:
 
 def inner(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()[0]
-    payload = inner_import(args) if args.phase == "import" else inner_lookup(args)
+    run_phase = {"import": inner_import, "counter": inner_counter}.get(args.phase, inner_lookup)
+    payload = run_phase(args)
     payload[f"load_{args.phase}"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     payload["results"] = [r.as_dict() for r in payload["results"]]
     payload.update(db=args.inner, members=args.members, phase=args.phase, nice=args.nice)
@@ -302,20 +321,20 @@ def outer(args: argparse.Namespace) -> int:
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     OUT.mkdir(parents=True, exist_ok=True)
     payloads = []
-    phases = [w for w in ("lookup", "import") if w in args.workloads.split(",")]
+    phases = [w for w in ("lookup", "import", "counter") if w in args.workloads.split(",")]
     for db in dbs:
         merged: dict[str, Any] = {}
         for phase in phases:
             env = dict(os.environ)
             env["CARECARD_FIELD_KEYS"] = env.get("CARECARD_FIELD_KEYS") or BENCH_FIELD_KEY
             env.pop("CARECARD_DEBUG", None)
-            suffix = "" if phase == "lookup" else "-import"
-            var_dir = _var_dir(db, args.members) if phase == "lookup" else OUT / f"{db}{suffix}"
+            on_lookup_db = phase in ("lookup", "counter")
+            var_dir = _var_dir(db, args.members) if on_lookup_db else OUT / f"{db}-import"
             env["CARECARD_VAR_DIR"] = str(var_dir)
             if db == "sqlite":
                 env.pop("DATABASE_URL", None)
             else:
-                env["DATABASE_URL"] = args.pg_url if phase == "lookup" else _import_url(args.pg_url)
+                env["DATABASE_URL"] = args.pg_url if on_lookup_db else _import_url(args.pg_url)
             inner_args = ["--inner", db, "--phase", phase, *sys.argv[1:]]
             cmd = [sys.executable, str(Path(__file__).resolve()), *inner_args]
             t0 = time.perf_counter()
@@ -353,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--members", type=int, default=1_000_000)
-    parser.add_argument("--workloads", default="lookup,import", help="comma-separated")
+    parser.add_argument(
+        "--workloads", default="lookup,import", help="comma-separated: lookup, import, counter"
+    )
     parser.add_argument("--only", default="", help="lookup kinds only, e.g. phone,pinyin")
     parser.add_argument("--ops", type=int, default=5000, help="timed operations per lookup")
     parser.add_argument("--warmup", type=int, default=500)
@@ -370,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="drop the cached data first")
     parser.add_argument("--pg-url", default=os.environ.get("CARECARD_BENCH_PG_URL", DEFAULT_PG))
     parser.add_argument("--inner", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
-    parser.add_argument("--phase", choices=["lookup", "import"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["lookup", "import", "counter"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     return inner(args) if args.inner else outer(args)
 
