@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from carecard.core.roles import Perm
+from carecard.core.roles import HQ_ROLES, STORE_ROLES, Perm
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class NavItem:
     icon: str
     perm: str | None
     section: str | Promise
+    roles: frozenset[str] | None = None  # shown only to these roles (as well as ``perm``)
 
 
 # Order is the order in the sidebar; an item shows only when the role holds its permission.
@@ -29,6 +30,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem(
         "members", _("会员查询"), "console:member_search", "search", Perm.MEMBER_VIEW, _("门店")
     ),
+    NavItem("counter", _("收银台"), "console:counter", "cart", None, _("门店"), STORE_ROLES),
     NavItem(
         "enrol", _("会员建档"), "console:member_enrol", "user-plus", Perm.MEMBER_ENROL, _("门店")
     ),
@@ -40,6 +42,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem(
         "terminals", _("POS终端"), "console:terminals", "terminal", Perm.TERMINAL_MANAGE, _("总部")
     ),
+    NavItem("rules", _("会员规则"), "console:rules", "award", None, _("总部"), HQ_ROLES),
     NavItem("audit", _("审计日志"), "console:audit", "shield", Perm.AUDIT_VIEW, _("总部")),
 )
 
@@ -49,6 +52,8 @@ def nav_for(staff: Any, active: str) -> list[dict[str, Any]]:
     sections: list[dict[str, Any]] = []
     for item in NAV:
         if item.perm is not None and not staff.can(item.perm):
+            continue
+        if item.roles is not None and staff.role not in item.roles:
             continue
         if not sections or sections[-1]["title"] != item.section:
             sections.append({"title": item.section, "items": []})
@@ -68,6 +73,9 @@ def _active_key(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
     name = match.url_name if match else ""
     prefixes = (
+        ("counter", "counter"),
+        ("sale", "counter"),
+        ("rules", "rules"),
         ("member_enrol", "enrol"),
         ("member", "members"),
         ("duplicate", "duplicates"),

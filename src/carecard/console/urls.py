@@ -1,6 +1,6 @@
 from django.urls import path
 
-from carecard.console import views, views_hq
+from carecard.console import views, views_counter, views_hq, views_loyalty, views_rules
 
 app_name = "console"
 
@@ -15,12 +15,23 @@ urlpatterns = [
     path("members/<int:pk>/health/", views.member_health, name="member_health"),
     path("members/<int:pk>/qr/", views.member_qr, name="member_qr"),
     path("members/<int:pk>/consents/", views.consent_change, name="member_consent"),
+    path("members/<int:pk>/points/", views_loyalty.member_points, name="member_points"),
+    path(
+        "members/<int:pk>/points/adjust/",
+        views_loyalty.member_points_adjust,
+        name="member_points_adjust",
+    ),
+    path("members/<int:pk>/tier/", views_loyalty.member_tier, name="member_tier"),
+    path("members/<int:pk>/sales/", views_loyalty.member_sales, name="member_sales"),
     path("members/<int:pk>/cards/<int:card_pk>/lost/", views.card_lost, name="member_card_lost"),
     path(
         "members/<int:pk>/cards/<int:card_pk>/replace/",
         views.card_replace,
         name="member_card_replace",
     ),
+    path("counter/", views_counter.counter, name="counter"),
+    path("sales/<int:pk>/", views_counter.sale_receipt, name="sale_receipt"),
+    path("sales/<int:pk>/return/", views_counter.sale_return, name="sale_return"),
     path("duplicates/", views.duplicates, name="duplicates"),
     path("duplicates/merge/", views.duplicate_merge, name="duplicate_merge"),
     path("duplicates/dismiss/", views.duplicate_dismiss, name="duplicate_dismiss"),
@@ -32,5 +43,7 @@ urlpatterns = [
     path("terminals/", views_hq.terminals, name="terminals"),
     path("terminals/<int:pk>/rotate/", views_hq.terminal_rotate, name="terminal_rotate"),
     path("terminals/<int:pk>/revoke/", views_hq.terminal_revoke, name="terminal_revoke"),
+    path("rules/", views_rules.rules, name="rules"),
+    path("rules/preset/", views_rules.rules_preset, name="rules_preset"),
     path("audit/", views_hq.audit_log, name="audit"),
 ]
