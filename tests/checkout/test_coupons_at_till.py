@@ -111,3 +111,23 @@ def test_partial_return_keeps_the_coupon_full_return_gives_it_back(
     assert rest["refund"]["coupons_restored"] == [coupon.code]
     assert Coupon.objects.get(pk=coupon.pk).status == CouponStatus.ISSUED
     assert verify_points() == []
+
+
+def test_purchase_rule_issues_coupons_with_the_sale(store, member, catalog, wangqu):
+    from carecard.coupons.models import PurchaseRule
+
+    template = coupons.coupon_template_create(
+        name="下次满50减5", kind="amount_off", value=D("5.00"), min_spend=D("50.00"), valid_days=30
+    )
+    PurchaseRule.objects.create(
+        name="每满100送1张",
+        template=template,
+        min_amount=D("100.00"),
+        repeat=True,
+        max_per_receipt=3,
+    )
+    r = _commit(store, member, [LineIn("P-VITC", 6)], "235.20", "p", []).response
+    assert len(r["coupons_issued"]) == 2
+    assert set(Coupon.objects.filter(member=member).values_list("source_reference", flat=True)) == {
+        f"sale:{r['sale_id']}"
+    }

@@ -16,6 +16,7 @@ from carecard.catalog.models import Category
 from carecard.chain.models import Store
 from carecard.checkout.engine import DiscountRule, PricingPolicy
 from carecard.checkout.models import CheckoutSettings, SpendBenefit
+from carecard.coupons.models import PurchaseRule
 from carecard.loyalty.config import earning_rule as _earning_rule
 from carecard.loyalty.config import schedule_of, scope_of
 from carecard.loyalty.earning import EarningRule
@@ -65,6 +66,11 @@ def spend_benefits() -> list[SpendBenefit]:
         "spend_benefits",
         lambda: list(SpendBenefit.objects.filter(active=True).select_related("coupon_template")),
     )
+
+
+def has_purchase_rules() -> bool:
+    """Whether any 满即送 rule is active: most chains run none, and then a sale asks nothing."""
+    return _cached("purchase_rules", lambda: PurchaseRule.objects.filter(active=True).exists())
 
 
 def store(store_id: int) -> Store | None:

@@ -642,7 +642,11 @@ def sale_commit(
                 program=program,
             )
         issued = []
-        if basket.member is not None and basket.member.status == MemberStatus.ACTIVE:
+        if (
+            basket.member is not None
+            and basket.member.status == MemberStatus.ACTIVE
+            and config.has_purchase_rules()
+        ):
             # 消费送券 / 满即送 on what the member paid themselves.
             self_paid = priced.net - sum(
                 (t.amount for t in checked if t.kind in _NOT_SELF_PAID), ZERO
