@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 DEMO_PASSWORD = "carecard-demo"  # noqa: S105 — printed for the demo chain's logins
+# checkout.presets.PRESETS keys (listed here: argparse runs before Django is set up); the first
+# is the demo's default.
+DEMO_PRESETS = ["wangqu", "four_tier", "rebate_ladder"]
 
 
 def _setup() -> None:
@@ -70,6 +73,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             password=DEMO_PASSWORD,
             today=today - dt.timedelta(days=1),
+            preset=args.preset,
         )
         print("  " + ", ".join(f"{k}={v}" for k, v in stats.items()), flush=True)
     else:
@@ -232,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--members", type=int, default=20000, help="会员数 (default 20000)")
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--today", help="固定演示数据的当天日期 YYYY-MM-DD（默认今天）")
+    demo.add_argument(
+        "--preset",
+        choices=DEMO_PRESETS,
+        default=DEMO_PRESETS[0],
+        help="演示连锁采用的会员规则 (checkout.presets; default wangqu)",
+    )
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--fresh", action="store_true", help="删除已有演示数据库后重建")
     demo.add_argument("--no-serve", action="store_true", help="只生成数据，不启动服务")

@@ -172,6 +172,14 @@ class SaleLine(models.Model):
             ),
             models.CheckConstraint(condition=Q(net__gte=0), name="sale_line_net_nonnegative"),
         ]
+        indexes = [
+            # A return finds the earlier returns of the same line.
+            models.Index(
+                fields=["returns_line"],
+                condition=Q(returns_line__isnull=False),
+                name="sale_line_returns",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku} × {self.quantity}"

@@ -9,10 +9,16 @@ one (``writer="service"``) or through :class:`BulkEnroller`, which validates eve
 same ``clean_member`` and writes exactly the rows ``member_enrol`` writes, batched (the default:
 ``member_enrol`` costs ~10 ms a member on SQLite, too slow for the one-minute first start). A test
 enrols the same seed both ways and compares the results.
+
+The chain runs one of the published rule sets (``checkout.presets``; 王曲 by default) and has twelve
+months of sales up to ``today`` (:mod:`carecard.demo.sales`), written the same two ways. Members
+who joined before those months are taken to have made their qualifying purchase then (entry rule
+"card after one purchase"); those who join during them become members at their first purchase.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -20,7 +26,7 @@ import random
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -33,6 +39,8 @@ from django.utils import timezone
 from carecard.catalog import services as catalog_services
 from carecard.chain import services as chain_services
 from carecard.chain.models import Staff, Store, TradingZone
+from carecard.checkout import config
+from carecard.checkout.presets import PRESETS, preset_load
 from carecard.core.audit import AuditAction
 from carecard.core.crypto import blind_index
 from carecard.core.errors import ValidationFailed
@@ -40,7 +48,9 @@ from carecard.core.models import AuditEntry
 from carecard.core.names import pinyin_keys
 from carecard.core.roles import Role
 from carecard.demo import data as D
+from carecard.demo import sales as demo_sales
 from carecard.demo.people import (
+    SHANGHAI,
     MemberSpec,
     NameMaker,
     PhoneMaker,
@@ -50,6 +60,7 @@ from carecard.demo.people import (
     group_store,
     member_specs,
 )
+from carecard.loyalty.rules import matches
 from carecard.members import services as member_services
 from carecard.members.models import (
     Card,
@@ -67,6 +78,7 @@ from carecard.members.models import (
 from carecard.members.validation import clean_member
 
 DEMO_TODAY = dt.date(2026, 10, 31)
+DEMO_PRESET = "wangqu"  # the member rules the demo chain runs (checkout.presets)
 CHUNK = 2000
 
 # The printed demo logins: (role label, username).
@@ -340,8 +352,9 @@ class BulkEnroller:
     over the zones loaded once. Member numbers and referral codes are deterministic by index.
     """
 
-    def __init__(self, *, seed: int) -> None:
+    def __init__(self, *, seed: int, qualified_before: dt.datetime | None = None) -> None:
         self.seed = seed
+        self.qualified_before = qualified_before
         self.policy: MembershipPolicy = member_services.policy_get()
         self.zones: dict[int, list[TradingZone]] = defaultdict(list)
         for zone in TradingZone.objects.select_related("store").order_by("store_id", "pk"):
@@ -395,9 +408,11 @@ class BulkEnroller:
                 for sql in connection.ops.sequence_reset_sql(no_style(), [Member]):
                     cursor.execute(sql)
 
-    def _status(self) -> str:
+    def _status(self, enrolled_at: dt.datetime) -> str:
         rule = self.policy.entry_rule
-        if rule in (EntryRule.PURCHASE, EntryRule.PAID):
+        if rule in (EntryRule.PURCHASE, EntryRule.PAID) and not _qualified(
+            enrolled_at, self.qualified_before
+        ):
             return MemberStatus.PENDING  # no qualifying purchase or fee at a demo enrolment
         return MemberStatus.ACTIVE
 
@@ -431,7 +446,7 @@ class BulkEnroller:
                 self.policy.validity_years, timezone.localdate(now)
             )
             store = stores[spec.store]
-            status = self._status()
+            status = self._status(now)
             member = Member(
                 **values,
                 member_no=_member_no(spec.index, self.seed),
@@ -572,6 +587,12 @@ def _insert(model: type[Model], fields: list[str], rows: list[tuple[Any, ...]]) 
         cursor.executemany(sql, rows)
 
 
+def _qualified(enrolled_at: dt.datetime, qualified_before: dt.datetime | None) -> bool:
+    """Whether an enrolment counts as made with its qualifying purchase (or fee): those before
+    the replayed months of sales, whose purchases the demo does not contain."""
+    return qualified_before is not None and enrolled_at < qualified_before
+
+
 def _enrol_via_service(
     batch: Sequence[MemberSpec],
     *,
@@ -579,8 +600,11 @@ def _enrol_via_service(
     staff: dict[str, Staff],
     groups: Sequence[MemberGroup],
     created: dict[int, int],
+    qualified_before: dt.datetime | None = None,
 ) -> None:
+    threshold = member_services.policy_get().entry_min_purchase
     for spec in batch:
+        qualified = _qualified(spec.enrolled_at, qualified_before)
         data = dict(spec.data)
         if spec.referrer is not None:
             data["referrer"] = Member.objects.values_list("referral_code", flat=True).get(
@@ -594,12 +618,33 @@ def _enrol_via_service(
             data=data,
             channel=spec.channel,
             enrolled_at=spec.enrolled_at,
+            qualifying_amount=threshold if qualified else None,
+            fee_paid=qualified,
         ).pk
 
 
 def _chunks(items: Sequence[MemberSpec], size: int) -> Iterable[Sequence[MemberSpec]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@contextlib.contextmanager
+def _relaxed_sync() -> Iterator[None]:
+    """SQLite: no fsync at every commit while the demo is built (WAL with synchronous=NORMAL
+    stays consistent; a crash loses at most the last commits of a half-built demo, which
+    ``--fresh`` rebuilds). The connection's own setting comes back afterwards."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous")
+        (before,) = cursor.fetchone()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA synchronous={int(before)}")
 
 
 def generate_demo(
@@ -610,16 +655,57 @@ def generate_demo(
     today: dt.date | None = None,
     writer: str = "bulk",
     progress: Callable[[str], None] | None = _say,
+    preset: str | None = DEMO_PRESET,
+    sales: bool = True,
+    sales_months: int = 12,
+    return_rate: float = demo_sales.RETURN_RATE,
 ) -> dict[str, Any]:
-    """Build the whole demo chain into an empty database; returns counts and timings."""
+    """Build the whole demo chain into an empty database; returns counts and timings.
+
+    ``preset`` names the member rules the chain runs (``checkout.presets``; None keeps the
+    defaults); ``sales`` adds the ``sales_months`` of sales that end on ``today``. ``writer``
+    chooses the services or the bulk writers, for members and sales alike."""
     if writer not in ("bulk", "service"):
         raise ValueError("writer must be 'bulk' or 'service'")
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}")
+    with _relaxed_sync():
+        return _generate(
+            members=members,
+            seed=seed,
+            password=password,
+            today=today or DEMO_TODAY,
+            writer=writer,
+            progress=progress,
+            preset=preset,
+            sales=sales,
+            sales_months=sales_months,
+            return_rate=return_rate,
+        )
+
+
+def _generate(
+    *,
+    members: int,
+    seed: int,
+    password: str,
+    today: dt.date,
+    writer: str,
+    progress: Callable[[str], None] | None,
+    preset: str | None,
+    sales: bool,
+    sales_months: int,
+    return_rate: float,
+) -> dict[str, Any]:
     say = progress or (lambda _text: None)
-    today = today or DEMO_TODAY
     started = time.perf_counter()
     n_stores = store_count(members)
+    window = demo_sales.window_start(today, sales_months)
+    qualified_before = dt.datetime.combine(window, dt.time(0), tzinfo=SHANGHAI)
     with transaction.atomic():
         member_services.policy_get()
+        if preset is not None:
+            preset_load(preset)
         stores, store_specs, staff = _build_chain(
             random.Random(f"carecard-demo-chain-{seed}"),
             n_stores,
@@ -652,7 +738,7 @@ def generate_demo(
     specs = member_specs(members, seed=seed, stores=store_specs, today=today, n_groups=len(groups))
     say(f"  会员资料已生成 (member profiles drawn, {time.perf_counter() - started:.1f} s)")
     created: dict[int, int] = {}  # spec index → member id; ids only, so any size fits
-    bulk = BulkEnroller(seed=seed) if writer == "bulk" else None
+    bulk = BulkEnroller(seed=seed, qualified_before=qualified_before) if writer == "bulk" else None
     last_report = time.perf_counter()
     for batch in _chunks(specs, CHUNK if bulk else 500):
         with transaction.atomic():
@@ -660,7 +746,12 @@ def generate_demo(
                 bulk.write(batch, stores=stores, staff=staff, groups=groups, created=created)
             else:
                 _enrol_via_service(
-                    batch, stores=stores, staff=staff, groups=groups, created=created
+                    batch,
+                    stores=stores,
+                    staff=staff,
+                    groups=groups,
+                    created=created,
+                    qualified_before=qualified_before,
                 )
         if time.perf_counter() - last_report > 3 or len(created) == len(specs):
             last_report = time.perf_counter()
@@ -682,6 +773,25 @@ def generate_demo(
                 households += 1
             member_services.household_add(household=household, member=people[created[index]])
 
+    counts: dict[str, int] = {}
+    if sales:
+        plan = _sales_plan(
+            specs, store_specs, seed=seed, today=today, months=sales_months, return_rate=return_rate
+        )
+        say(
+            f"  销售计划 {len(plan.sales)} 单、退货 {len(plan.returns)} 单 "
+            f"(sales planned, {time.perf_counter() - started:.1f} s)"
+        )
+        counts = demo_sales.write_sales(
+            plan,
+            writer=writer,
+            members=created,
+            stores=stores,
+            staff=staff,
+            progress=say,
+        )
+        say(f"  销售 {counts['sales']} 单 ({time.perf_counter() - started:.1f} s)")
+
     elapsed = time.perf_counter() - started
     return {
         "stores": len(stores),
@@ -692,8 +802,39 @@ def generate_demo(
         "households": households,
         "groups": len(groups),
         "likely_duplicates": sum(1 for s in specs if "duplicate" in s.tags),
+        "preset": preset or "",
+        "sales": counts.get("sales", 0),
+        "returns": counts.get("returns", 0),
+        "points_expired": counts.get("points_expired", 0),
         "seconds": round(elapsed, 1),
     }
+
+
+def _sales_plan(
+    specs: Sequence[MemberSpec],
+    store_specs: Sequence[StoreSpec],
+    *,
+    seed: int,
+    today: dt.date,
+    months: int,
+    return_rate: float,
+) -> demo_sales.SalesPlan:
+    """The sales plan under the rules the chain now runs: its member days draw customers,
+    birthday discounts bring some in on the day, its expiry policy runs the expiry job."""
+    rules = config.pricing_rules(None)
+    member_days = [r.schedule for r in rules if r.kind == "member_day"]
+    return demo_sales.plan_sales(
+        specs,
+        demo_sales.catalogue(),
+        stores=store_specs,
+        seed=seed,
+        today=today,
+        months=months,
+        member_day=lambda day: any(matches(s, day) for s in member_days),
+        birthday_deals=any(r.kind == "birthday" for r in rules),
+        return_rate=return_rate,
+        expiry_policy=config.program().expiry_policy,
+    )
 
 
 def member_fingerprint() -> str:
