@@ -149,6 +149,20 @@ def test_year_end_expiry_job_is_idempotent(member):
     assert_consistent(member)
 
 
+def test_reminders_are_queued_once_per_member_and_expiry(member):
+    from carecard.loyalty.models import PointsReminder
+
+    program(expiry_policy=ExpiryPolicy.YEAR_END, reminder_days=30)
+    earn(member, 120, T0)
+    earn(member, 30, at(5))
+    spend(member, 50, at(6))
+    assert services.points_queue_reminders(today=dt.date(2026, 11, 30)) == 0  # 31 days ahead
+    assert services.points_queue_reminders(today=dt.date(2026, 12, 1)) == 1
+    assert services.points_queue_reminders(today=dt.date(2026, 12, 2)) == 0  # already queued
+    reminder = PointsReminder.objects.get()
+    assert (reminder.points, reminder.expires_on) == (100, dt.date(2026, 12, 31))
+
+
 def test_expired_but_unprocessed_points_cannot_be_spent(member):
     program(expiry_policy=ExpiryPolicy.YEAR_END)
     earn(member, 50, T0)

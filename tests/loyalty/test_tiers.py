@@ -110,4 +110,4 @@ def test_paid_tier_for_its_term_then_back_to_earned(store, tiers):
 
 
 def test_expiry_task_runs(store):
-    assert expire_points.call(timezone.localdate().isoformat()) == 0
+    assert expire_points.call(timezone.localdate().isoformat()) == {"expired": 0, "reminders": 0}

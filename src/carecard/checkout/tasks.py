@@ -38,9 +38,14 @@ def measures_for(member_ids: list[int]) -> dict[int, Measures]:
 
 
 @task()
-def expire_points(today: str) -> int:
-    """Expire every lot past its last day (P-3). ``today``: ISO date."""
-    return points.points_expire_due(today=dt.date.fromisoformat(today))
+def expire_points(today: str) -> dict[str, int]:
+    """Expire every lot past its last day and queue the reminders of points expiring within
+    the program's reminder days (P-3). ``today``: ISO date."""
+    day = dt.date.fromisoformat(today)
+    return {
+        "expired": points.points_expire_due(today=day),
+        "reminders": points.points_queue_reminders(today=day),
+    }
 
 
 @task()

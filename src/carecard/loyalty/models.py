@@ -458,3 +458,34 @@ class RewardRedemption(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id}: {self.reward_id}"
+
+
+class PointsReminder(models.Model):
+    """A queued "your points expire soon" notice (P-3), one per member and expiry date. The
+    messaging channels (SMS, WeChat) send and stamp it; it is a service notice about the
+    member's own account, not marketing."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="points_reminders")
+    expires_on = models.DateField(_("过期日"))
+    points = models.PositiveIntegerField(_("将过期积分"))
+    queued_at = models.DateTimeField(_("排队时间"))
+    sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("积分过期提醒")
+        verbose_name_plural = _("积分过期提醒")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "expires_on"], name="points_reminder_once_per_expiry"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["queued_at"],
+                condition=Q(sent_at__isnull=True),
+                name="points_reminder_unsent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.points} @ {self.expires_on}"

@@ -30,6 +30,7 @@ from carecard.loyalty.models import (
     PointsLot,
     PointsLotUse,
     PointsProgram,
+    PointsReminder,
     ShortfallPolicy,
 )
 
@@ -428,3 +429,28 @@ def points_expire_due(
                 account.lifetime_expired += total
                 _save(account, "lifetime_expired")
                 expired += total
+
+
+def points_queue_reminders(*, today: dt.date | None = None, days: int | None = None) -> int:
+    """Queue a reminder for every member whose available points expire within ``days`` (the
+    program's ``reminder_days``) from ``today``: one per member and expiry date, so running the
+    job every day queues each reminder once. Returns how many were queued."""
+    today = today or timezone.localdate()
+    days = program_get().reminder_days if days is None else days
+    horizon = today + dt.timedelta(days=days)
+    due = (
+        PointsLot.objects.filter(remaining__gt=0, expires_on__gte=today, expires_on__lte=horizon)
+        .values("member_id", "expires_on")
+        .annotate(points=Sum("remaining"))
+        .order_by("member_id", "expires_on")
+    )
+    now = timezone.now()
+    rows = [
+        PointsReminder(
+            member_id=d["member_id"], expires_on=d["expires_on"], points=d["points"], queued_at=now
+        )
+        for d in due
+    ]
+    before = PointsReminder.objects.count()
+    PointsReminder.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    return PointsReminder.objects.count() - before
