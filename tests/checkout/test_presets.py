@@ -202,6 +202,66 @@ def test_rebate_ladder_earns_per_cny_but_not_on_voucher_payments(store, member, 
     assert r["points_earned"] == 20
 
 
+def _voucher_names(member):
+    from carecard.coupons.models import Coupon
+
+    return list(
+        Coupon.objects.filter(member=member).order_by("pk").values_list("template__name", flat=True)
+    )
+
+
+def test_rebate_ladder_rewards_at_2000_5000_10000_then_restarts(store, member, catalog):
+    from carecard.loyalty.models import LadderProgress
+
+    preset_load("rebate_ladder")
+    r = buy(store, member, [LineIn("P-VITC", 50)], at(2026, 3, 9), "a").response  # 2000
+    assert len(r["coupons_issued"]) == 1
+    assert _voucher_names(member) == ["返利20元礼品券"]
+    buy(store, member, [LineIn("P-VITC", 200)], at(2026, 3, 10), "b")  # 10000: 5000 and 10000
+    assert _voucher_names(member) == ["返利20元礼品券", "返利50元券", "返利100元券"]
+    progress = LadderProgress.objects.get(pk=member.pk)
+    assert (progress.cycle_points, progress.cycles) == (0, 1)
+    buy(store, member, [LineIn("P-VITC", 55)], at(2026, 3, 11), "c")  # 2200 into cycle two
+    assert _voucher_names(member)[-1] == "返利20元礼品券"
+    assert LadderProgress.objects.get(pk=member.pk).cycle_points == 2200
+    # The vouchers are paid for with points: what they pay earns nothing.
+    from carecard.coupons.models import Coupon
+
+    code = Coupon.objects.filter(member=member, template__name="返利100元券").get().code
+    r = services.sale_commit(
+        scope="t",
+        idempotency_key="d",
+        body={"k": "d"},
+        store_id=store.pk,
+        member_id=member.pk,
+        lines=[LineIn("P-VITC", 5)],
+        tenders=[TenderIn(kind="cash", amount=D("100.00"))],
+        at=at(2026, 3, 12),
+        coupons=[code],
+    ).response
+    assert r["points_earned"] == 100  # on the 100 paid in cash, not on the voucher's 100
+
+
+def test_rebate_ladder_twelve_cycles_in_a_year_give_the_500_bonus(store, member, catalog):
+    preset_load("rebate_ladder")
+    for month in range(1, 13):
+        buy(store, member, [LineIn("P-VITC", 250)], at(2026, month, 5), f"m{month}")  # 10000 each
+    names = _voucher_names(member)
+    assert names.count("返利100元券") == 12
+    assert names.count("返利阶梯年度奖励") == 1
+
+
+def test_monthly_list_of_members_at_2000_points(store, member, catalog):
+    from carecard.loyalty.ladder import members_at_least
+
+    preset_load("rebate_ladder")
+    other = make_member(store, name="小龙女")
+    buy(store, member, [LineIn("P-VITC", 60)], at(2026, 3, 9), "a")  # 2400
+    buy(store, other, [LineIn("P-VITC", 10)], at(2026, 3, 9), "b")  # 400
+    assert members_at_least(2000, month=dt.date(2026, 3, 1)) == [(member.pk, 2400)]
+    assert members_at_least(2000, month=dt.date(2026, 4, 1)) == []
+
+
 def test_every_preset_loads_twice_without_duplicates(db):
     for key in PRESETS:
         preset_load(key)

@@ -20,7 +20,7 @@ from carecard.coupons.models import PurchaseRule
 from carecard.loyalty.config import earning_rule as _earning_rule
 from carecard.loyalty.config import schedule_of, scope_of
 from carecard.loyalty.earning import EarningRule
-from carecard.loyalty.models import PointsProgram, PricingRule, Tier
+from carecard.loyalty.models import LadderStep, PointsProgram, PricingRule, Tier
 from carecard.loyalty.services import program_get as _program_get
 
 TTL = 5.0
@@ -71,6 +71,11 @@ def spend_benefits() -> list[SpendBenefit]:
 def has_purchase_rules() -> bool:
     """Whether any 满即送 rule is active: most chains run none, and then a sale asks nothing."""
     return _cached("purchase_rules", lambda: PurchaseRule.objects.filter(active=True).exists())
+
+
+def has_ladder() -> bool:
+    """Whether a rebate ladder runs (most chains have none: a sale then asks nothing)."""
+    return _cached("ladder", lambda: LadderStep.objects.exists())
 
 
 def store(store_id: int) -> Store | None:

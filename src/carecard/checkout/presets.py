@@ -18,9 +18,11 @@ from carecard.checkout.config import settings_get
 from carecard.checkout.models import SpendBenefit
 from carecard.coupons import services as coupon_services
 from carecard.coupons.models import CouponTemplate
+from carecard.loyalty.ladder import YEARLY_BONUS_TEMPLATE
 from carecard.loyalty.models import (
     EarningPlan,
     ExpiryPolicy,
+    LadderStep,
     PricingRule,
     Reward,
     RewardKind,
@@ -47,6 +49,8 @@ class Preset:
     membership: dict[str, Any] = field(default_factory=dict)
     rewards: list[tuple[str, int, str]] = field(default_factory=list)  # name, points, CNY off
     spend_benefits: list[tuple[str, str, str]] = field(default_factory=list)  # name, CNY, voucher
+    ladder: list[tuple[int, str, str]] = field(default_factory=list)  # points, voucher, CNY
+    ladder_yearly_bonus: str = ""  # CNY of the voucher after twelve cycles in a year
 
 
 PRESETS: dict[str, Preset] = {
@@ -133,6 +137,12 @@ PRESETS: dict[str, Preset] = {
                 "amount_per_point": D("1.00"),
                 "non_earning_tenders": ["coupon"],
             },
+            ladder=[
+                (2000, "返利20元礼品券", "20.00"),
+                (5000, "返利50元券", "50.00"),
+                (10000, "返利100元券", "100.00"),
+            ],
+            ladder_yearly_bonus="500.00",
         ),
     )
 }
@@ -163,6 +173,13 @@ def preset_load(key: str) -> Preset:
                 obj.save()
         for position, (name, cost, value) in enumerate(preset.rewards):
             _reward(name, cost, D(value), position)
+        for threshold, voucher, value in preset.ladder:
+            LadderStep.objects.update_or_create(
+                threshold=threshold,
+                defaults={"coupon_template": _voucher(voucher, D(value))},
+            )
+        if preset.ladder_yearly_bonus:
+            _voucher(YEARLY_BONUS_TEMPLATE, D(preset.ladder_yearly_bonus))
         for name, threshold, voucher in preset.spend_benefits:
             template = CouponTemplate.objects.filter(name=voucher).first()
             if template is None:
@@ -183,9 +200,8 @@ def preset_load(key: str) -> Preset:
     return preset
 
 
-def _reward(name: str, cost: int, value: Decimal, position: int) -> Reward:
-    """A points-for-voucher reward: the voucher is points-funded, so what it pays earns
-    nothing (C-4a)."""
+def _voucher(name: str, value: Decimal) -> CouponTemplate:
+    """A points-funded voucher template: what it pays earns no points (C-4a)."""
     template = CouponTemplate.objects.filter(name=name).first()
     if template is None:
         template = coupon_services.coupon_template_create(
@@ -197,6 +213,12 @@ def _reward(name: str, cost: int, value: Decimal, position: int) -> Reward:
             funded_by="points",
             stacking_group="points",
         )
+    return template
+
+
+def _reward(name: str, cost: int, value: Decimal, position: int) -> Reward:
+    """A points-for-voucher reward."""
+    template = _voucher(name, value)
     reward, _created = Reward.objects.update_or_create(
         name=name,
         defaults={

@@ -40,6 +40,7 @@ from carecard.core.money import allocate
 from carecard.coupons import services as coupon_services
 from carecard.loyalty import services as points
 from carecard.loyalty.earning import Earning, Tender, allocate_tenders, earn_points
+from carecard.loyalty.ladder import ladder_advance, ladder_retreat
 from carecard.loyalty.locks import lock_account
 from carecard.loyalty.models import EntryKind, PointsEntry, ShortfallPolicy
 from carecard.loyalty.rules import Member as PricingMember
@@ -642,6 +643,10 @@ def sale_commit(
                 program=program,
             )
         issued = []
+        if earned and config.has_ladder():
+            issued += ladder_advance(
+                member=basket.member, points=earned, at=at, reference=ref, actor=staff
+            )
         if (
             basket.member is not None
             and basket.member.status == MemberStatus.ACTIVE
@@ -940,6 +945,8 @@ def sale_return(
                     program=program,
                 )
                 reversed_points = result.reversed
+                if reversed_points and config.has_ladder():
+                    ladder_retreat(member_id=original.member_id, points=reversed_points)
                 if result.shortfall and program.shortfall_policy == ShortfallPolicy.RECOVER_VALUE:
                     recovered = min(
                         refund_total,

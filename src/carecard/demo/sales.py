@@ -68,6 +68,7 @@ from carecard.loyalty.earning import Tender, earn_points
 from carecard.loyalty.expiry import lot_expires_on
 from carecard.loyalty.models import (
     EntryKind,
+    LadderStep,
     MemberTier,
     PointsAccount,
     PointsEntry,
@@ -1025,6 +1026,7 @@ class BulkSalesWriter:
         self.tz = timezone.get_current_timezone()
         self.now = timezone.now()
         self.purchase_rules = PurchaseRule.objects.filter(active=True).exists()
+        self.ladder = LadderStep.objects.exists()
         self.spend_benefits = config.spend_benefits()
         self.benefits_due: list[tuple[Any, int, dt.datetime, Staff, int]] = []
         self.items: dict[str, Item] = {}
@@ -1226,9 +1228,9 @@ class BulkSalesWriter:
 
     def _needs_service(self, st: _MemberState) -> bool:
         """Whether the sale has effects this writer does not mirror — coupons issued for the
-        purchase (满即送 rules; the demo chain has none) — and so goes through ``sale_commit``
-        itself."""
-        return self.purchase_rules and st.status == MemberStatus.ACTIVE
+        purchase (满即送 rules; the demo chain has none) or by the rebate ladder — and so goes
+        through ``sale_commit`` itself."""
+        return (self.purchase_rules or self.ladder) and st.status == MemberStatus.ACTIVE
 
     def _pricing(self, st: _MemberState) -> PricingMember:
         tier = st.tier.tier.code if st.tier is not None else None

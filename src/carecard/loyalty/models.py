@@ -489,3 +489,41 @@ class PointsReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id}: {self.points} @ {self.expires_on}"
+
+
+class LadderStep(models.Model):
+    """A rung of a rebate ladder (返利阶梯, 罗欣 / 大和): when a member's points earned in the
+    current cycle reach ``threshold``, they get a coupon of ``coupon_template``. The step with
+    the highest threshold closes the cycle and counting restarts."""
+
+    threshold = models.PositiveIntegerField(_("积分门槛"), unique=True)
+    coupon_template = models.ForeignKey(
+        "coupons.CouponTemplate", on_delete=models.PROTECT, related_name="+", verbose_name=_("奖励")
+    )
+
+    class Meta:
+        verbose_name = _("返利阶梯")
+        verbose_name_plural = _("返利阶梯")
+        ordering = ["threshold"]
+
+    def __str__(self) -> str:
+        return f"{self.threshold}"
+
+
+class LadderProgress(models.Model):
+    """A member's place on the ladder: points earned in the current cycle, and cycles completed
+    in the calendar year (twelve earn the yearly bonus)."""
+
+    member = models.OneToOneField(
+        Member, on_delete=models.CASCADE, primary_key=True, related_name="ladder"
+    )
+    cycle_points = models.PositiveIntegerField(_("本轮积分"), default=0)
+    year = models.PositiveSmallIntegerField(_("年份"), default=0)
+    cycles = models.PositiveSmallIntegerField(_("本年完成轮数"), default=0)
+
+    class Meta:
+        verbose_name = _("返利阶梯进度")
+        verbose_name_plural = _("返利阶梯进度")
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.cycle_points}"
