@@ -615,8 +615,12 @@ def card_cancel(*, actor: Staff | None, card: Card) -> Card:
 
 
 # Apps that keep per-member state derived from moved rows (ledger balance caches, aggregates)
-# register a callable(survivor, absorbed) here; it runs inside the merge transaction.
+# register a callable(survivor, absorbed) here; it runs inside the merge transaction, after the
+# rows have moved. Per-member state rows keyed by the member (one-to-one primary keys) are
+# never re-pointed generically: their app's hook combines them. MERGE_OWN lists further models
+# a hook moves itself (rows unique per member).
 MERGE_HOOKS: list[Any] = []
+MERGE_OWN: set[Any] = set()
 
 
 @transaction.atomic(durable=True)
@@ -652,6 +656,8 @@ def member_merge(
         if not (rel.one_to_many or rel.one_to_one) or rel.related_model is MemberSearchKey:
             continue
         if rel.related_model is MemberMerge or rel.related_model is DuplicateDismissal:
+            continue
+        if rel.related_model in MERGE_OWN or (rel.one_to_one and rel.field.primary_key):
             continue
         field = rel.field
         if field.name == "merged_into":

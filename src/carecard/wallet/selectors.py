@@ -198,24 +198,28 @@ def verify_wallets(member_ids: list[int] | None = None) -> list[WalletMismatch]:
              ids AS (SELECT member_id FROM acc UNION SELECT member_id FROM e)
         SELECT ids.member_id, {cents("acc.balance")}, {cents("acc.principal")},
                {cents("acc.bonus")}, COALESCE(e.a, 0), COALESCE(e.p, 0), COALESCE(e.b, 0),
-               {cents("last.balance_after")}
+               {cents("last.balance_after")}, mm.survivor_id IS NOT NULL
         FROM ids
         LEFT JOIN acc ON acc.member_id = ids.member_id
         LEFT JOIN e ON e.member_id = ids.member_id
         LEFT JOIN wallet_walletentry last ON last.id = e.last_id
+        LEFT JOIN (SELECT DISTINCT survivor_id FROM members_membermerge) mm
+               ON mm.survivor_id = ids.member_id
     """  # noqa: S608 — placeholders only
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     out = []
-    for member_id, bal, pri, bon, e_a, e_p, e_b, last in rows:
+    for member_id, bal, pri, bon, e_a, e_p, e_b, last, merged in rows:
+        # A merge survivor's entries interleave two members' running balances, so its newest
+        # entry need not show the combined balance; the sums still must agree.
         consistent = (
             bal is not None
             and bal == e_a
             and pri == e_p
             and bon == e_b
             and bal == pri + bon
-            and (last is None or last == bal)
+            and (last is None or last == bal or bool(merged))
         )
         if not consistent:
             out.append(
