@@ -61,6 +61,17 @@ from carecard.wallet.locks import lock_wallet
 CENT = Decimal("0.01")
 _PLAIN_TENDERS = frozenset({"cash", "bank_card", "wechat", "alipay"})
 _NOT_SELF_PAID = frozenset({"insurance_pool", "insurance_personal", "points", "coupon"})
+_UNPRICED_MEMBER_FIELDS = (
+    "id_number",
+    "allergies",
+    "medical_history",
+    "chronic_conditions",
+    "address",
+    "community",
+    "email",
+    "health_interests",
+    "contact_channels",
+)
 ZERO = Decimal("0.00")
 MAX_LINES = 200
 MAX_QUANTITY = 9999
@@ -118,6 +129,9 @@ def load_basket(
         member = (
             Member.objects.filter(pk=member_id)
             .select_related("tier_state__tier", "points_account", "stats")
+            # Pricing needs none of the encrypted fields: not loading them spares a decryption
+            # per field and request.
+            .defer(*_UNPRICED_MEMBER_FIELDS)
             .first()
         )
         if member is None:

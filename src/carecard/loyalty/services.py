@@ -111,8 +111,16 @@ def _take(entry: PointsEntry, lots: list[PointsLot], points: int) -> int:
 
 
 def available_points(account: PointsAccount, *, at: dt.datetime) -> int:
-    lots = _open_lots(account.pk, at=at, include_pending=False)
-    return max(0, sum(lot.remaining for lot in lots) - account.debt)
+    """Spendable points now: one aggregate over the member's open, available, unexpired lots
+    (a quote asks this for every basket; loading the lots themselves cost more)."""
+    today = timezone.localdate(at)
+    total = (
+        PointsLot.objects.filter(member_id=account.pk, remaining__gt=0, available_at__lte=at)
+        .filter(Q(expires_on__isnull=True) | Q(expires_on__gte=today))
+        .aggregate(s=Sum("remaining"))["s"]
+        or 0
+    )
+    return max(0, total - account.debt)
 
 
 def points_earn(
