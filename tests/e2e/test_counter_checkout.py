@@ -67,6 +67,12 @@ def test_clerk_sells_at_the_counter_and_takes_a_return(page: Page, store, catalo
     scan.fill("P-VITC")
     scan.press("Enter")
     expect(lines).to_have_count(2)
+    # Let the quote of the two lines land before editing (a late swap would drop the edit).
+    two = services.sale_quote(
+        store_id=store.pk, member_id=member.pk, lines=[LineIn("P-COLD", 1), LineIn("P-VITC", 1)]
+    ).basket.net
+    expect(page.get_by_test_id("total-net")).to_have_text(f"¥{two}")
+    page.wait_for_load_state("networkidle")
     # Change a quantity in the basket: the quote follows.
     lines.first.get_by_test_id("line-qty").fill("2")
     lines.first.get_by_test_id("line-qty").press("Tab")
