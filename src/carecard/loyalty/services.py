@@ -78,15 +78,19 @@ def _save(account: PointsAccount, *fields: str) -> None:
     account.save(update_fields=["balance", "updated_at", *fields])
 
 
-def _open_lots(member_id: int, *, at: dt.datetime, include_pending: bool) -> list[PointsLot]:
-    """Unexpired lots with points left, in spending order: soonest expiry first, lots that
-    never expire last, then oldest first."""
+def _usable_lots(member_id: int, *, at: dt.datetime, include_pending: bool) -> Any:
+    """Unexpired lots with points left (and available at ``at`` unless ``include_pending``)."""
     today = timezone.localdate(at)
     lots = PointsLot.objects.filter(member_id=member_id, remaining__gt=0).filter(
         Q(expires_on__isnull=True) | Q(expires_on__gte=today)
     )
-    if not include_pending:
-        lots = lots.filter(available_at__lte=at)
+    return lots if include_pending else lots.filter(available_at__lte=at)
+
+
+def _open_lots(member_id: int, *, at: dt.datetime, include_pending: bool) -> list[PointsLot]:
+    """The usable lots in spending order: soonest expiry first, lots that never expire last,
+    then oldest first."""
+    lots = _usable_lots(member_id, at=at, include_pending=include_pending)
     return list(lots.order_by(F("expires_on").asc(nulls_last=True), "pk"))
 
 
@@ -113,13 +117,8 @@ def _take(entry: PointsEntry, lots: list[PointsLot], points: int) -> int:
 def available_points(account: PointsAccount, *, at: dt.datetime) -> int:
     """Spendable points now: one aggregate over the member's open, available, unexpired lots
     (a quote asks this for every basket; loading the lots themselves cost more)."""
-    today = timezone.localdate(at)
-    total = (
-        PointsLot.objects.filter(member_id=account.pk, remaining__gt=0, available_at__lte=at)
-        .filter(Q(expires_on__isnull=True) | Q(expires_on__gte=today))
-        .aggregate(s=Sum("remaining"))["s"]
-        or 0
-    )
+    lots = _usable_lots(account.pk, at=at, include_pending=False)
+    total = lots.aggregate(s=Sum("remaining"))["s"] or 0
     return max(0, total - account.debt)
 
 
