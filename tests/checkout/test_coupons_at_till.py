@@ -78,6 +78,18 @@ def test_commit_redeems_once_and_refuses_reuse(store, member, catalog, wangqu, c
     assert Sale.objects.count() == 1
 
 
+def test_retry_after_the_coupon_was_used_replays_the_first_sale(
+    store, member, catalog, wangqu, coupon
+):
+    # The till lost the answer and resends: its own coupon is used now, yet the retry must get
+    # the first receipt, not a "coupon already used" error.
+    first = _commit(store, member, [LineIn("P-VITC", 2)], "68.40", "a", [coupon.code])
+    again = _commit(store, member, [LineIn("P-VITC", 2)], "68.40", "a", [coupon.code])
+    assert again.replayed
+    assert again.response == first.response
+    assert Sale.objects.count() == 1
+
+
 def test_commit_refuses_a_coupon_below_minimum_spend(store, member, catalog, wangqu, coupon):
     with pytest.raises(ValidationFailed) as exc:
         _commit(store, member, [LineIn("P-VITC", 1)], "29.20", "a", [coupon.code])

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from carecard.catalog.models import Product
 from carecard.chain.models import Store
-from carecard.checkout import config
+from carecard.checkout import config, reads
 from carecard.checkout.engine import Item, Line, PricedBasket, price_basket
 from carecard.checkout.models import (
     MemberStats,
@@ -34,7 +34,7 @@ from carecard.checkout.models import (
     SaleTender,
     TenderKind,
 )
-from carecard.core import idempotency
+from carecard.core import idempotency, sqlrows
 from carecard.core.errors import DomainError, FieldError, NotFound, ValidationFailed
 from carecard.core.money import allocate
 from carecard.coupons import services as coupon_services
@@ -61,17 +61,6 @@ from carecard.wallet.locks import lock_wallet
 CENT = Decimal("0.01")
 _PLAIN_TENDERS = frozenset({"cash", "bank_card", "wechat", "alipay"})
 _NOT_SELF_PAID = frozenset({"insurance_pool", "insurance_personal", "points", "coupon"})
-_UNPRICED_MEMBER_FIELDS = (
-    "id_number",
-    "allergies",
-    "medical_history",
-    "chronic_conditions",
-    "address",
-    "community",
-    "email",
-    "health_interests",
-    "contact_channels",
-)
 ZERO = Decimal("0.00")
 MAX_LINES = 200
 MAX_QUANTITY = 9999
@@ -104,6 +93,7 @@ class Basket:
     products: list[Product]
     coupons: list[str] = field(default_factory=list)
     tier_code: str | None = None
+    points_available: int | None = None  # asked for with ``available_at``
 
     @property
     def pricing_member(self) -> PricingMember | None:
@@ -115,25 +105,23 @@ def _bad(field_name: str, code: str, message: str) -> ValidationFailed:
 
 
 def load_basket(
-    *, store_id: int, member_id: int | None, lines: list[LineIn], coupons: list[str] | None = None
+    *,
+    store_id: int,
+    member_id: int | None,
+    lines: list[LineIn],
+    coupons: list[str] | None = None,
+    available_at: dt.datetime | None = None,
 ) -> Basket:
     """Check the request against the database: store, member, SKUs, quantities. Every bad
-    field is reported at once (``lines[2].sku`` …)."""
+    field is reported at once (``lines[2].sku`` …). With ``available_at`` the member's
+    spendable points at that moment come with the same read."""
     errors: list[FieldError] = []
     store = config.store(store_id)
     if store is None:
         raise NotFound("store", _("门店不存在"))
-    member = None
+    member, available = None, None
     if member_id is not None:
-        # One read for the member, their tier, points account and aggregates.
-        member = (
-            Member.objects.filter(pk=member_id)
-            .select_related("tier_state__tier", "points_account", "stats")
-            # Pricing needs none of the encrypted fields: not loading them spares a decryption
-            # per field and request.
-            .defer(*_UNPRICED_MEMBER_FIELDS)
-            .first()
-        )
+        member, available = reads.member_for_sale(member_id, available_at=available_at)
         if member is None:
             raise NotFound("member", _("会员不存在"))
         if member.status not in (MemberStatus.ACTIVE, MemberStatus.PENDING):
@@ -142,8 +130,7 @@ def load_basket(
         errors.append(FieldError("lines", "required", _("购物篮中没有商品")))
     if len(lines) > MAX_LINES:
         errors.append(FieldError("lines", "too_many", _("每单最多 %(n)d 行") % {"n": MAX_LINES}))
-    skus = {line.sku for line in lines}
-    found = {p.sku: p for p in Product.objects.filter(sku__in=skus)}
+    found = reads.products_by_sku({line.sku for line in lines if isinstance(line.sku, str)})
     products: list[Product] = []
     for i, line in enumerate(lines):
         product = found.get(line.sku)
@@ -174,6 +161,7 @@ def load_basket(
         products=products,
         coupons=list(coupons or []),
         tier_code=_tier_code(member) if member is not None else None,
+        points_available=available,
     )
 
 
@@ -284,18 +272,19 @@ def sale_quote(
     """Price a basket (C-1): lines with discounts and nets, totals, the points it would earn
     (paid as given, or all in cash), the member's available points. Writes nothing."""
     at = at or timezone.now()
-    basket = load_basket(store_id=store_id, member_id=member_id, lines=lines, coupons=coupons)
+    basket = load_basket(
+        store_id=store_id, member_id=member_id, lines=lines, coupons=coupons, available_at=at
+    )
     day = timezone.localdate(at)
     priced, refused = _price(basket, at)
-    earning, available = None, 0
+    earning = None
     if basket.member is not None:
         engine_tenders = _earning_tenders(priced, tenders or [])
         earning = earn_points(
             priced, engine_tenders, config.earning_rule(), basket.pricing_member, day
         )
         account = _related(basket.member, "points_account")
-        if account is not None:
-            available = points.available_points(account, at=at)
+        available = basket.points_available or 0
         progress = _progress(basket.member, account)
         return Quote(
             basket=priced,
@@ -403,10 +392,16 @@ class CommitResult:
     response: dict[str, Any]
 
 
+_STATS_FIELDS = [f.attname for f in MemberStats._meta.concrete_fields if not f.primary_key]
+
+
 def _stats_add(
     member_id: int, *, at: dt.datetime, store_id: int, amount: Decimal, visit: int
-) -> None:
-    stats, _created = MemberStats.objects.select_for_update().get_or_create(member_id=member_id)
+) -> MemberStats:
+    stats = reads.stats_for_update(member_id)
+    created = stats is None
+    if stats is None:
+        stats = MemberStats(member_id=member_id)
     month = timezone.localtime(at).strftime("%Y-%m")
     visits, spend = stats.months.get(month, [0, "0.00"])
     stats.months[month] = [visits + visit, str(Decimal(spend) + amount)]
@@ -425,7 +420,10 @@ def _stats_add(
     window = {f"{m // 12:04d}-{m % 12 + 1:02d}" for m in range(first, first + 12)}
     stats.visits_12m = sum(v for k, (v, _s) in stats.months.items() if k in window)
     stats.spend_12m = sum((Decimal(s) for k, (_v, s) in stats.months.items() if k in window), ZERO)
-    stats.save()
+    if created:
+        sqlrows.insert([stats])
+    else:
+        sqlrows.update(stats, _STATS_FIELDS)
     return stats
 
 
@@ -492,23 +490,32 @@ def sale_commit(
     points paid and earned, member aggregates. Idempotent per (``scope``, key)."""
     key = idempotency.check_key(idempotency_key)
     digest = idempotency.request_hash(body)
-    if stored := idempotency.replay(scope=scope, key=key, operation="sale", digest=digest):
-        return CommitResult(Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response)
     at = at or timezone.now()
-    basket = load_basket(store_id=store_id, member_id=member_id, lines=lines, coupons=coupons)
-    settings = config.settings_get()
-    day = timezone.localdate(at)
-    priced, refused = _price(basket, at)
-    if refused:
-        # The customer handed these over expecting a discount: refuse the sale, naming each.
-        raise ValidationFailed(
-            [FieldError(r.field, r.reason_code, f"{r.code}：{r.message}") for r in refused]
-        )
-    checked = _check_tenders(tenders, priced.net, settings.points_per_yuan, basket.member)
+    try:
+        # Priced outside the transaction: on SQLite the transaction holds the database's one
+        # write lock, and other tills can price meanwhile.
+        basket = load_basket(store_id=store_id, member_id=member_id, lines=lines, coupons=coupons)
+        settings = config.settings_get()
+        day = timezone.localdate(at)
+        priced, refused = _price(basket, at)
+        if refused:
+            # The customer handed these over expecting a discount: refuse the sale, naming each.
+            raise ValidationFailed(
+                [FieldError(r.field, r.reason_code, f"{r.code}：{r.message}") for r in refused]
+            )
+        checked = _check_tenders(tenders, priced.net, settings.points_per_yuan, basket.member)
+    except DomainError:
+        # A retry of a sale that went through finds its own coupons used: it gets the first
+        # answer, not an error. (Only refused requests pay for this read.)
+        if stored := idempotency.replay(scope=scope, key=key, operation="sale", digest=digest):
+            return CommitResult(
+                Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response
+            )
+        raise
     program = config.program() if basket.member else None
     with transaction.atomic(durable=True):
         record = idempotency.claim(scope=scope, key=key, operation="sale", digest=digest)
-        if record is None:  # a concurrent retry committed first
+        if record is None:  # a retry: the first request committed (or commits) this key
             stored = idempotency.replay(scope=scope, key=key, operation="sale", digest=digest)
             assert stored is not None
             return CommitResult(
@@ -528,7 +535,7 @@ def sale_commit(
         # whole transaction is refused.
         spent = sum(t.points for t in checked if t.kind == TenderKind.POINTS)
         earned = earning.total if account is not None and earning and earning.total > 0 else 0
-        sale = Sale.objects.create(
+        sale = Sale(
             points_earned=earned,
             points_spent=spent,
             points_balance=account.balance - spent + earned if account is not None else None,
@@ -546,6 +553,7 @@ def sale_commit(
             discount_total=priced.discount_total,
             net_total=priced.net,
         )
+        sqlrows.insert([sale])
         ref = f"sale:{sale.pk}"
         if priced.coupons_applied:
             coupon_services.coupons_redeem(
@@ -615,8 +623,8 @@ def sale_commit(
                     },
                 )
             )
-        SaleLine.objects.bulk_create(line_rows)
-        SaleDiscount.objects.bulk_create(
+        sqlrows.insert(line_rows)
+        discount_rows = [
             SaleDiscount(
                 line=line_rows[pl.index],
                 member_id=member_id,
@@ -631,17 +639,20 @@ def sale_commit(
             for pl in priced.lines
             for d in pl.discounts
             if d.amount > 0
-        )
-        SaleTender.objects.bulk_create(
-            SaleTender(
-                sale=sale,
-                member_id=member_id,
-                kind=t.kind,
-                amount=t.amount,
-                points=t.points,
-                reference=t.reference,
-            )
-            for t in checked
+        ]
+        sqlrows.insert(discount_rows)
+        sqlrows.insert(
+            [
+                SaleTender(
+                    sale=sale,
+                    member_id=member_id,
+                    kind=t.kind,
+                    amount=t.amount,
+                    points=t.points,
+                    reference=t.reference,
+                )
+                for t in checked
+            ]
         )
         if earned:
             assert account is not None

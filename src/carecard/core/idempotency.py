@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from carecard.core import sqlrows
 from carecard.core.errors import Conflict, FieldError, ValidationFailed
 from carecard.core.models import IdempotencyRecord
 
@@ -80,4 +81,4 @@ def claim(*, scope: str, key: str, operation: str, digest: str) -> IdempotencyRe
 def store(record: IdempotencyRecord, *, response: dict[str, Any], status_code: int = 200) -> None:
     record.response = response
     record.status_code = status_code
-    record.save(update_fields=["response", "status_code"])
+    sqlrows.update(record, ["response", "status_code"])

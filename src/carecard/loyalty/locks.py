@@ -8,7 +8,12 @@ primary-key order so two transactions can never wait on each other.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
+from django.db import connection
+from django.db.transaction import TransactionManagementError
+
+from carecard.core.sqlrows import Shape
 from carecard.loyalty.models import PointsAccount
 
 
@@ -26,10 +31,29 @@ def lock_accounts(member_ids: Iterable[int]) -> dict[int, PointsAccount]:
     return locked
 
 
-def _locked(ids: list[int]) -> list[PointsAccount]:
-    return list(
-        PointsAccount.objects.filter(pk__in=ids).order_by("pk").select_for_update(of=("self",))
+_account = Shape(PointsAccount)
+
+
+@cache
+def _locked_sql(vendor: str, n: int) -> str:
+    q = connection.ops.quote_name
+    marks = ", ".join(["%s"] * n)
+    sql = (
+        f"SELECT {_account.columns('a')} FROM {q(PointsAccount._meta.db_table)} a"  # noqa: S608
+        f" WHERE a.{q('member_id')} IN ({marks}) ORDER BY a.{q('member_id')}"
     )
+    # SQLite has no row locks: its transactions take the database's write lock at BEGIN.
+    return sql + " FOR UPDATE" if connection.features.has_select_for_update else sql
+
+
+def _locked(ids: list[int]) -> list[PointsAccount]:
+    # Prepared SQL (core.sqlrows): every sale to a member takes this lock.
+    if not connection.in_atomic_block:
+        raise TransactionManagementError("lock_accounts needs a transaction")
+    with connection.cursor() as cursor:
+        cursor.execute(_locked_sql(connection.vendor, len(ids)), ids)
+        rows = cursor.fetchall()
+    return [a for a in (_account.build(row) for row in rows) if a is not None]
 
 
 def lock_account(member_id: int) -> PointsAccount:

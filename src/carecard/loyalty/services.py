@@ -18,6 +18,7 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from carecard.core import sqlrows
 from carecard.core.audit import AuditAction, audit
 from carecard.core.errors import DomainError, FieldError, PermissionDenied, ValidationFailed
 from carecard.core.roles import Perm
@@ -64,7 +65,7 @@ def _entry(
     account: PointsAccount, *, kind: str, points: int, at: dt.datetime, **fields: Any
 ) -> PointsEntry:
     account.balance += points
-    return PointsEntry.objects.create(
+    entry = PointsEntry(
         member_id=account.pk,
         kind=kind,
         points=points,
@@ -72,10 +73,12 @@ def _entry(
         at=at,
         **fields,
     )
+    sqlrows.insert([entry])
+    return entry
 
 
 def _save(account: PointsAccount, *fields: str) -> None:
-    account.save(update_fields=["balance", "updated_at", *fields])
+    sqlrows.update(account, ["balance", "updated_at", *fields])
 
 
 def _usable_lots(member_id: int, *, at: dt.datetime, include_pending: bool) -> Any:
@@ -152,7 +155,7 @@ def points_earn(
     )
     repay = min(account.debt, points)
     account.debt -= repay
-    PointsLot.objects.create(
+    lot = PointsLot(
         member_id=account.pk,
         entry=entry,
         earned_at=at,
@@ -163,6 +166,7 @@ def points_earn(
         original=points,
         remaining=points - repay,
     )
+    sqlrows.insert([lot])
     if kind in _EARNING_KINDS:
         account.lifetime_earned += points
     _save(account, "debt", "lifetime_earned")

@@ -1,0 +1,142 @@
+"""Rows on the hot path without the ORM's statement compiler.
+
+Django compiles every ``create``, ``bulk_create``, ``save`` and queryset anew; at the till that
+compiling costs more than the database's own work (docs/benchmarks.md). These helpers build
+each statement once per model and column list and keep it, and go through the fields' own
+value preparation (``pre_save`` and ``get_db_prep_save`` on the way in, the backend's and the
+fields' converters on the way out), so the rows and the instances are exactly what the ORM
+would write and read. They are for the few statements a sale runs on every basket; everything
+else stays in the ORM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
+
+from django.db import connection
+from django.db.models import AutoField, Field, Model
+
+Converter = Callable[[Any, Any, Any], Any]
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+@cache
+def _insert_fields(model: type[Model]) -> tuple[Field, ...]:
+    # Like bulk_create for rows without a primary key: every concrete column but the
+    # auto-increment id, which the database returns.
+    return tuple(
+        f
+        for f in model._meta.concrete_fields
+        if not isinstance(f, AutoField) and not getattr(f, "generated", False)
+    )
+
+
+@cache
+def _insert_sql(model: type[Model], vendor: str, rows: int) -> str:
+    fields = _insert_fields(model)
+    columns = ", ".join(_q(f.column) for f in fields)
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    values = ", ".join([one] * rows)
+    sql = f"INSERT INTO {_q(model._meta.db_table)} ({columns}) VALUES {values}"  # noqa: S608
+    pk = model._meta.pk
+    if isinstance(pk, AutoField):
+        sql += f" RETURNING {_q(pk.column)}"
+    return sql
+
+
+def _link_parents(obj: Model, fields: Sequence[Field]) -> None:
+    """A foreign key given as an object saved after this one was built (a discount's line):
+    take its primary key now, as ``save`` does."""
+    for f in fields:
+        if f.is_relation and getattr(obj, f.attname) is None and f.is_cached(obj):
+            parent = f.get_cached_value(obj)
+            if parent is not None:
+                setattr(obj, f.attname, parent.pk)
+
+
+def insert(objs: Sequence[Model]) -> None:
+    """INSERT unsaved instances of one model in one statement; their primary keys are set
+    from ``RETURNING`` (auto-increment ids) and they become saved instances."""
+    if not objs:
+        return
+    model = type(objs[0])
+    fields = _insert_fields(model)
+    params: list[Any] = []
+    for obj in objs:
+        _link_parents(obj, fields)
+        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
+    sql = _insert_sql(model, connection.vendor, len(objs))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = cursor.fetchall() if isinstance(model._meta.pk, AutoField) else None
+    for i, obj in enumerate(objs):
+        if ids is not None:
+            obj.pk = ids[i][0]
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+@cache
+def _update_sql(model: type[Model], vendor: str, names: tuple[str, ...]) -> str:
+    meta = model._meta
+    sets = ", ".join(f"{_q(meta.get_field(n).column)} = %s" for n in names)
+    return f"UPDATE {_q(meta.db_table)} SET {sets} WHERE {_q(meta.pk.column)} = %s"  # noqa: S608
+
+
+def update(obj: Model, names: Sequence[str]) -> None:
+    """``obj.save(update_fields=names)`` as one prepared UPDATE (``auto_now`` fields listed in
+    ``names`` are stamped, as ``save`` does)."""
+    meta = type(obj)._meta
+    fields = [meta.get_field(n) for n in names]
+    params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
+    params.append(meta.pk.get_db_prep_save(obj.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(_update_sql(type(obj), connection.vendor, tuple(names)), params)
+
+
+class Shape:
+    """How one model's columns are selected and turned back into an instance: the column
+    list for a given table alias, and per column the converters the ORM would apply."""
+
+    def __init__(self, model: type[Model], *, skip: Sequence[str] = ()) -> None:
+        self.model = model
+        self.fields = tuple(f for f in model._meta.concrete_fields if f.attname not in skip)
+        self.names = tuple(f.attname for f in self.fields)
+        self.width = len(self.fields)
+        self._pk = self.names.index(model._meta.pk.attname)
+        self._whole = self.width == len(model._meta.concrete_fields)
+        self._converters: dict[str, list[tuple[int, list[Converter], Any]]] = {}
+
+    def columns(self, alias: str) -> str:
+        return ", ".join(f"{alias}.{_q(f.column)}" for f in self.fields)
+
+    def _converters_for(self) -> list[tuple[int, list[Converter], Any]]:
+        key = connection.vendor
+        found = self._converters.get(key)
+        if found is None:
+            found = []
+            for i, f in enumerate(self.fields):
+                col = f.get_col(self.model._meta.db_table)
+                convs = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
+                if convs:
+                    found.append((i, convs, col))
+            self._converters[key] = found
+        return found
+
+    def build(self, row: Sequence[Any], start: int = 0) -> Model | None:
+        """The instance in ``row[start:start + width]``, or None for a LEFT JOIN that found
+        nothing (a NULL primary key)."""
+        values = list(row[start : start + self.width])
+        if values[self._pk] is None:
+            return None
+        for i, convs, col in self._converters_for():
+            for conv in convs:
+                values[i] = conv(values[i], col, connection)
+        if self._whole:
+            return self.model.from_db(connection.alias, None, values)
+        return self.model.from_db(connection.alias, self.names, values)
