@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from carecard.catalog.models import Category
+from carecard.catalog.models import Category, Product
 from carecard.chain.models import Store
 from carecard.checkout.engine import DiscountRule, PricingPolicy
 from carecard.checkout.models import CheckoutSettings, SpendBenefit
@@ -80,6 +80,28 @@ def has_ladder() -> bool:
 
 def store(store_id: int) -> Store | None:
     return _cached(("store", store_id), lambda: Store.objects.filter(pk=store_id).first())
+
+
+def products(skus: set[str]) -> dict[str, Product]:
+    """The basket's products by SKU. Each is kept ``TTL`` seconds like the rules (a price
+    change reaches the tills within that time); SKUs not kept are read in one statement, and
+    an unknown SKU is asked every time."""
+    from carecard.checkout.reads import products_by_sku
+
+    now = time.monotonic()
+    found: dict[str, Product] = {}
+    missing = set()
+    for sku in skus:
+        hit = _cache.get(("product", sku))
+        if hit is not None and now - hit[0] < TTL:
+            found[sku] = hit[1]
+        else:
+            missing.add(sku)
+    if missing:
+        for sku, product in products_by_sku(missing).items():
+            _cache[("product", sku)] = (now, product)
+            found[sku] = product
+    return found
 
 
 def category_path(category_id: int) -> tuple[int, ...]:

@@ -130,7 +130,7 @@ def load_basket(
         errors.append(FieldError("lines", "required", _("购物篮中没有商品")))
     if len(lines) > MAX_LINES:
         errors.append(FieldError("lines", "too_many", _("每单最多 %(n)d 行") % {"n": MAX_LINES}))
-    found = reads.products_by_sku({line.sku for line in lines if isinstance(line.sku, str)})
+    found = config.products({line.sku for line in lines if isinstance(line.sku, str)})
     products: list[Product] = []
     for i, line in enumerate(lines):
         product = found.get(line.sku)
