@@ -501,7 +501,14 @@ def sale_commit(
         if refused:
             # The customer handed these over expecting a discount: refuse the sale, naming each.
             raise ValidationFailed(
-                [FieldError(r.field, r.reason_code, f"{r.code}：{r.message}") for r in refused]
+                [
+                    FieldError(
+                        r.field,
+                        r.reason_code,
+                        r.message if r.code in r.message else f"{r.code}：{r.message}",
+                    )
+                    for r in refused
+                ]
             )
         checked = _check_tenders(tenders, priced.net, settings.points_per_yuan, basket.member)
     except DomainError:

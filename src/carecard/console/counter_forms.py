@@ -1,8 +1,10 @@
-"""The counter page's form (收银台): the basket, the member, the tenders, as posted.
+"""The counter page's form (收银台): the basket, the member, the coupons, the tenders, as posted.
 
 The page keeps no state on the server: every request posts the whole basket (one ``sku`` and
-``qty`` per line), and the view answers with the re-priced form. Buttons name what to do
-(``drop``, ``pick_member``, ``clear_member``, ``commit``); a scanned code arrives in ``add``.
+``qty`` per line, one ``coupon`` per presented code), and the view answers with the re-priced
+form. Buttons name what to do (``drop``, ``pick_member``, ``clear_member``, ``pick_coupon``,
+``drop_coupon``, ``sv_fill``, ``commit``); a scanned code arrives in ``add``, a typed coupon
+code in ``coupon_add``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from django.utils.translation import gettext as _
 from carecard.checkout.models import TenderKind
 from carecard.checkout.services import MAX_LINES, MAX_QUANTITY, LineIn, TenderIn
 from carecard.console.forms import FormErrors
+from carecard.coupons.rules import normalize_code
+from carecard.coupons.services import MAX_CODES
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 
-# Money tenders a counter without a POS takes, in the order the form shows them. Stored value
-# and paper vouchers are left out: they need their own modules at the till.
+# Money tenders a counter without a POS takes, in the order the form shows them. Paper
+# vouchers are left out (printed coupons are presented as coupon codes instead).
 MONEY_TENDERS: tuple[str, ...] = (
     TenderKind.CASH,
     TenderKind.BANK_CARD,
@@ -32,6 +36,10 @@ MONEY_TENDERS: tuple[str, ...] = (
     TenderKind.INSURANCE_POOL,
     TenderKind.INSURANCE_PERSONAL,
 )
+SV = TenderKind.STORED_VALUE
+# Every amount tender the form posts: the money tenders, then stored value (shown with the
+# member's balance, only once a member is identified).
+AMOUNT_TENDERS: tuple[str, ...] = (*MONEY_TENDERS, SV)
 
 
 def new_key() -> str:
@@ -57,8 +65,15 @@ class CounterForm:
     cash_given: str = ""
     add_code: str = ""
     add_qty_raw: str = "1"
+    coupons: list[str] = field(default_factory=list)  # presented codes, normalised, in order
+    coupon_code: str = ""  # a code typed into the coupon box and not taken
+    sv_fill: bool = False  # "pay the rest with stored value" was pressed
     errors: FormErrors = field(default_factory=FormErrors)
     line_errors: dict[int, list[str]] = field(default_factory=dict)
+    # Fields whose error is about the member's current state (stored value beyond the
+    # balance), not the input: shown, but the commit still goes to the service, which checks
+    # again under its lock — and replays a sale already recorded with this key.
+    state_fields: set[str] = field(default_factory=set)
 
     # --- parsed values (after ``validate``) ---
     amounts: dict[str, Decimal] = field(default_factory=dict)
@@ -79,6 +94,7 @@ class CounterForm:
             "lines": [[ln.sku, ln.qty_raw] for ln in self.lines],
             "tenders": {k: v for k, v in sorted(self.tenders.items()) if v},
             "points": self.points_raw,
+            "coupons": list(self.coupons),
         }
 
     def add_line_error(self, index: int, message: str) -> None:
@@ -90,7 +106,23 @@ class CounterForm:
         nothing, or the last attempt's message, does not.)"""
         if self.line_errors:
             return True
-        return any(k.startswith("t_") or k == "cash_given" for k in self.errors.fields)
+        return any(
+            (k.startswith("t_") or k == "cash_given") and k not in self.state_fields
+            for k in self.errors.fields
+        )
+
+    def add_coupon(self, raw: str) -> None:
+        """Present one more coupon code (typed or picked from the member's coupons)."""
+        code = normalize_code(raw)
+        if not code:
+            return
+        if code in self.coupons:
+            self.errors.fields["coupon_add"] = [_("券 %(c)s 已在本单中") % {"c": code}]
+        elif len(self.coupons) >= MAX_CODES:
+            self.errors.fields["coupon_add"] = [_("每单最多使用 %(n)d 张券") % {"n": MAX_CODES}]
+            self.coupon_code = raw
+        else:
+            self.coupons.append(code)
 
 
 def _int(raw: str) -> int | None:
@@ -137,12 +169,20 @@ def parse(post: QueryDict) -> CounterForm:
         if line.qty is None or not 1 <= line.qty <= MAX_QUANTITY:
             line.qty = None
             form.add_line_error(i, _("数量应为 1–%(n)d 的整数") % {"n": MAX_QUANTITY})
-    for kind in MONEY_TENDERS:
+    for kind in AMOUNT_TENDERS:
         form.tenders[kind] = post.get(f"t_{kind}", "").strip()[:14]
     form.points_raw = post.get("t_points", "").strip()[:9]
     form.cash_given = post.get("cash_given", "").strip()[:14]
     form.add_code = post.get("add", "").strip()[:32]
     form.add_qty_raw = post.get("add_qty", "1").strip()[:6] or "1"
+    drop_coupon = normalize_code(post.get("drop_coupon", "")[:40])
+    for raw in post.getlist("coupon")[:MAX_CODES]:
+        code = normalize_code(raw[:40])
+        if code and code != drop_coupon and code not in form.coupons:
+            form.coupons.append(code)
+    form.add_coupon(post.get("pick_coupon", "")[:40])
+    form.add_coupon(post.get("coupon_add", "").strip()[:40])
+    form.sv_fill = bool(post.get("sv_fill"))
     return form
 
 
@@ -167,10 +207,12 @@ def add_product(form: CounterForm, sku: str) -> None:
 
 def validate_tenders(form: CounterForm, *, has_member: bool) -> None:
     """Parse the amounts typed for each tender; errors go next to the field."""
-    for kind in MONEY_TENDERS:
+    for kind in AMOUNT_TENDERS:
         value = parse_money(form.tenders.get(kind, ""))
         if value is None:
             form.errors.fields[f"t_{kind}"] = [_("金额应为不小于 0 的两位小数")]
+        elif value > 0 and kind == SV and not has_member:
+            form.errors.fields[f"t_{kind}"] = [_("储值支付需要会员")]
         elif value > 0:
             form.amounts[kind] = value
     if form.points_raw:
@@ -211,7 +253,7 @@ def payment(form: CounterForm, *, net: Decimal, points_per_yuan: int) -> Payment
     tenders = [TenderIn(kind=TenderKind.CASH, amount=cash)] if cash > 0 else []
     tenders += [
         TenderIn(kind=kind, amount=form.amounts[kind])
-        for kind in MONEY_TENDERS
+        for kind in AMOUNT_TENDERS
         if kind != TenderKind.CASH and kind in form.amounts
     ]
     if form.points:
@@ -232,19 +274,34 @@ def payment(form: CounterForm, *, net: Decimal, points_per_yuan: int) -> Payment
     )
 
 
-def map_line_errors(form: CounterForm, errors: list[Any]) -> None:
-    """Put the service's ``lines[i].…`` errors next to their line, the rest above the form."""
+def _index(name: str, prefix: str) -> int | None:
+    """``3`` for ``prefix[3]…``, else None."""
+    if not name.startswith(f"{prefix}[") or "]" not in name:
+        return None
+    index = name[len(prefix) + 1 : name.index("]")]
+    return int(index) if index.isdigit() else None
+
+
+def map_line_errors(
+    form: CounterForm, errors: list[Any], tenders: list[TenderIn] | None = None
+) -> None:
+    """Put the service's ``lines[i].…`` errors next to their line, ``tenders[i].…`` next to
+    the tender's field, ``coupons[i]`` in the coupon box, the rest above the form."""
     for err in errors:
         name = str(err.field)
-        if name.startswith("lines[") and "]" in name:
-            index = name[6 : name.index("]")]
-            if index.isdigit():
-                form.add_line_error(int(index), str(err.message))
-                continue
-        if name.startswith("tenders[") and ".points" in name:
-            form.errors.fields["t_points"] = [str(err.message)]
+        message = str(err.message)
+        index = _index(name, "lines")
+        if index is not None:
+            form.add_line_error(index, message)
             continue
-        if name in ("points",):
-            form.errors.fields["t_points"] = [str(err.message)]
+        index = _index(name, "tenders")
+        if index is not None and tenders is not None and index < len(tenders):
+            form.errors.fields[f"t_{tenders[index].kind}"] = [message]
             continue
-        form.errors.general.append(str(err.message))
+        if (index is not None and ".points" in name) or name == "points":
+            form.errors.fields["t_points"] = [message]
+            continue
+        if _index(name, "coupons") is not None or name == "coupons":
+            form.errors.fields.setdefault("coupons", []).append(message)
+            continue
+        form.errors.general.append(message)

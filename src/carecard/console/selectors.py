@@ -1,4 +1,5 @@
-"""Reads for console pages that no other app needs: dashboard figures, HQ lists, audit log.
+"""Reads for console pages that no other app needs: dashboard figures, HQ lists, audit log, and
+the counter's and member page's views of coupons, stored value and the rewards catalogue.
 
 Each list is built with a fixed number of queries (counts are correlated subqueries, not one
 query per row), which the query-count tests pin down.
@@ -10,13 +11,27 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from carecard.chain.models import PosTerminal, Staff, Store, TradingZone
 from carecard.core.models import AuditEntry
+from carecard.coupons.models import Coupon, CouponStatus, CouponTemplate
+from carecard.loyalty.models import Reward, RewardRedemption
 from carecard.members.models import Member, MemberStatus
+from carecard.wallet.models import EntryKind as WalletEntryKind
+from carecard.wallet.models import WalletAccount, WalletEntry
 
 LIVE = (MemberStatus.ACTIVE, MemberStatus.PENDING)
 
@@ -193,3 +208,90 @@ def member_audit_trail(member_id: int, *, limit: int = 50) -> list[AuditEntry]:
 
 def members_by_ids(ids: list[int]) -> dict[int, Member]:
     return Member.objects.only("id", "member_no", "name").in_bulk(ids)
+
+
+# --- coupons, stored value and rewards on the counter and the member page ----------------------
+
+
+def _usable_in_store(store_id: int | None) -> Q:
+    """Templates with no store list, or listing ``store_id`` (no store: unrestricted only)."""
+    through = CouponTemplate.stores.through
+    unrestricted = ~Exists(through.objects.filter(coupontemplate_id=OuterRef("template_id")))
+    if store_id is None:
+        return unrestricted
+    return unrestricted | Exists(
+        through.objects.filter(coupontemplate_id=OuterRef("template_id"), store_id=store_id)
+    )
+
+
+def counter_coupons(
+    member_id: int, *, store_id: int, today: dt.date, limit: int = 30
+) -> list[Coupon]:
+    """The member's coupons the till can offer today in ``store_id``: unused, within their
+    validity, of an active template usable in the store; soonest expiry first. One query.
+    (The till re-checks each presented code with ``coupons_for_checkout``.)"""
+    return list(
+        Coupon.objects.filter(
+            member_id=member_id,
+            status=CouponStatus.ISSUED,
+            valid_from__lte=today,
+            valid_until__gte=today,
+            template__active=True,
+        )
+        .filter(_usable_in_store(store_id))
+        .select_related("template")
+        .order_by("valid_until", "pk")[:limit]
+    )
+
+
+def issuable_templates(*, store_id: int | None, today: dt.date) -> list[CouponTemplate]:
+    """Templates a coupon can be issued from by hand today: active, not past their last day,
+    not a points-funded voucher (those are bought with points, through the catalogue); for a
+    store's staff (``store_id``) only those usable in their store. One query."""
+    through = CouponTemplate.stores.through
+    qs = CouponTemplate.objects.filter(active=True, points_funded=False).filter(
+        Q(valid_until__isnull=True) | Q(valid_until__gte=today)
+    )
+    if store_id is not None:
+        qs = qs.filter(
+            ~Exists(through.objects.filter(coupontemplate_id=OuterRef("pk")))
+            | Exists(through.objects.filter(coupontemplate_id=OuterRef("pk"), store_id=store_id))
+        )
+    return list(qs.order_by("name", "pk")[:200])
+
+
+def wallet_account(member_id: int) -> WalletAccount | None:
+    """The member's stored-value account (balance, principal, bonus), or None if never used."""
+    return WalletAccount.objects.filter(pk=member_id).first()
+
+
+def reward_catalogue() -> list[Reward]:
+    """The active redemption catalogue (P-4) in its display order, with the coupon each gives."""
+    return list(
+        Reward.objects.filter(active=True)
+        .select_related("coupon_template")
+        .order_by("position", "points", "pk")[:100]
+    )
+
+
+def member_redemptions(member_id: int, *, limit: int = 10) -> list[RewardRedemption]:
+    """The member's latest redemptions with what they got and where."""
+    return list(
+        RewardRedemption.objects.filter(member_id=member_id)
+        .select_related("reward", "coupon", "store", "entry")
+        .order_by("-at", "-pk")[:limit]
+    )
+
+
+def wallet_balance_after(member_id: int, reference: str) -> WalletEntry | None:
+    """The stored-value entry a sale or return booked (``sale:12`` / ``return:13``): its
+    ``balance_after`` is what the receipt prints as the member's balance."""
+    return (
+        WalletEntry.objects.filter(
+            member_id=member_id,
+            reference=reference,
+            kind__in=[WalletEntryKind.PAY, WalletEntryKind.PAY_REVERSAL],
+        )
+        .order_by("-pk")
+        .first()
+    )

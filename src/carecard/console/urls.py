@@ -1,6 +1,15 @@
 from django.urls import path
 
-from carecard.console import views, views_counter, views_hq, views_loyalty, views_rules
+from carecard.console import (
+    views,
+    views_counter,
+    views_coupons,
+    views_hq,
+    views_loyalty,
+    views_rewards,
+    views_rules,
+    views_wallet,
+)
 
 app_name = "console"
 
@@ -23,6 +32,29 @@ urlpatterns = [
     ),
     path("members/<int:pk>/tier/", views_loyalty.member_tier, name="member_tier"),
     path("members/<int:pk>/sales/", views_loyalty.member_sales, name="member_sales"),
+    path("members/<int:pk>/coupons/", views_coupons.member_coupons_view, name="member_coupons"),
+    path(
+        "members/<int:pk>/coupons/issue/",
+        views_coupons.member_coupon_issue,
+        name="member_coupon_issue",
+    ),
+    path("members/<int:pk>/wallet/", views_wallet.member_wallet, name="member_wallet"),
+    path(
+        "members/<int:pk>/wallet/topup/",
+        views_wallet.member_wallet_topup,
+        name="member_wallet_topup",
+    ),
+    path(
+        "members/<int:pk>/wallet/refund/",
+        views_wallet.member_wallet_refund,
+        name="member_wallet_refund",
+    ),
+    path("members/<int:pk>/rewards/", views_rewards.member_rewards, name="member_rewards"),
+    path(
+        "members/<int:pk>/rewards/redeem/",
+        views_rewards.member_reward_redeem,
+        name="member_reward_redeem",
+    ),
     path("members/<int:pk>/cards/<int:card_pk>/lost/", views.card_lost, name="member_card_lost"),
     path(
         "members/<int:pk>/cards/<int:card_pk>/replace/",

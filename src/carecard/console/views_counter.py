@@ -27,7 +27,9 @@ from carecard.checkout.config import settings_get
 from carecard.checkout.engine import PricedLine
 from carecard.checkout.models import Sale, SaleKind, SaleLine, TenderKind
 from carecard.console import counter_forms
-from carecard.console.counter_forms import CounterForm
+from carecard.console import selectors as console_selectors
+from carecard.console.benefits import refusal_text
+from carecard.console.counter_forms import SV, CounterForm
 from carecard.console.forms import FormErrors
 from carecard.console.http import done, page, permission, wants_partial
 from carecard.core.errors import Conflict, DomainError, ValidationFailed
@@ -37,6 +39,7 @@ from carecard.loyalty.earning import LineEarning
 from carecard.loyalty.selectors import points_summary
 from carecard.members import selectors as member_selectors
 from carecard.members.models import Member, MemberStatus
+from carecard.wallet.models import WalletAccount
 
 # Who may sell and take returns at the console counter. An HQ administrator may too, but
 # only with a home store: every sale belongs to a store.
@@ -100,13 +103,63 @@ def _member_results(request: HttpRequest, query: str) -> list[dict[str, Any]]:
     ]
 
 
-def _price(form: CounterForm, store: Store, member: Member | None) -> dict[str, Any]:
+def _fill_stored_value(
+    form: CounterForm, *, net: Decimal, balance: Decimal, points_per_yuan: int
+) -> None:
+    """用储值付清: stored value takes what the other typed tenders leave, up to the balance."""
+    points_value = Decimal("0.00")
+    if form.points and points_per_yuan:
+        points_value = (Decimal(form.points) / points_per_yuan).quantize(Decimal("0.01"))
+    cash_auto = not form.tenders.get(TenderKind.CASH)
+    others = sum(
+        (
+            v
+            for k, v in form.amounts.items()
+            if k != SV and not (k == TenderKind.CASH and cash_auto)
+        ),
+        Decimal("0.00"),
+    )
+    amount = min(balance, max(Decimal("0.00"), net - others - points_value))
+    form.errors.fields.pop(f"t_{SV}", None)
+    if amount > 0:
+        form.tenders[SV] = str(amount)
+        form.amounts[SV] = amount
+    else:
+        form.tenders[SV] = ""
+        form.amounts.pop(SV, None)
+
+
+def _coupon_rows(form: CounterForm, quote: checkout.Quote | None) -> list[dict[str, Any]]:
+    """Each presented code with what the quote made of it: used (and for how much) or refused
+    (and why, in the staff's language)."""
+    applied = {c.code: c for c in quote.basket.coupons_applied} if quote else {}
+    refused = {r.code: r for r in quote.coupons_refused} if quote else {}
+    rows = []
+    for code in form.coupons:
+        refusal = refused.get(code)
+        rows.append(
+            {
+                "code": code,
+                "applied": applied.get(code),
+                "refused": refusal,
+                "reason": refusal_text(refusal.reason_code, refusal.message) if refusal else "",
+            }
+        )
+    return rows
+
+
+def _price(
+    form: CounterForm, store: Store, member: Member | None, wallet: WalletAccount | None
+) -> dict[str, Any]:
     """Re-price the basket: the quote, how it is paid, per-line rows. Errors land on ``form``."""
     quote = None
     if form.line_ins and not form.line_errors:
         try:
             quote = checkout.sale_quote(
-                store_id=store.pk, member_id=member.pk if member else None, lines=form.line_ins
+                store_id=store.pk,
+                member_id=member.pk if member else None,
+                lines=form.line_ins,
+                coupons=form.coupons,
             )
         except ValidationFailed as exc:
             counter_forms.map_line_errors(form, exc.errors)
@@ -116,6 +169,13 @@ def _price(form: CounterForm, store: Store, member: Member | None) -> dict[str, 
             form.errors.general.append(str(exc.message))
     settings = settings_get()
     net = quote.basket.net if quote else Decimal("0.00")
+    if form.sv_fill and member is not None and quote is not None:
+        _fill_stored_value(
+            form,
+            net=net,
+            balance=wallet.balance if wallet else Decimal("0.00"),
+            points_per_yuan=settings.points_per_yuan,
+        )
     pay = counter_forms.payment(form, net=net, points_per_yuan=settings.points_per_yuan)
     points_estimated = False
     paid_otherwise = any(t.kind != TenderKind.CASH for t in pay.tenders)
@@ -125,7 +185,11 @@ def _price(form: CounterForm, store: Store, member: Member | None) -> dict[str, 
             # with the actual tenders.
             try:
                 quote = checkout.sale_quote(
-                    store_id=store.pk, member_id=member.pk, lines=form.line_ins, tenders=pay.tenders
+                    store_id=store.pk,
+                    member_id=member.pk,
+                    lines=form.line_ins,
+                    coupons=form.coupons,
+                    tenders=pay.tenders,
                 )
             except DomainError as exc:
                 if exc.status == 403:
@@ -157,6 +221,8 @@ def _price(form: CounterForm, store: Store, member: Member | None) -> dict[str, 
         "pay": pay,
         "points_estimated": points_estimated,
         "points_per_yuan": settings.points_per_yuan,
+        "coupon_rows": _coupon_rows(form, quote),
+        "coupons_refused": bool(quote and quote.coupons_refused),
     }
 
 
@@ -179,15 +245,27 @@ def _counter_context(request: HttpRequest, store: Store, form: CounterForm) -> d
         form.errors.general.append(_("会员不存在或已注销"))
     counter_forms.validate_tenders(form, has_member=member is not None)
     context: dict[str, Any] = {"store": store, "f": form, "member": member}
+    wallet = None
     if member is not None:
+        wallet = console_selectors.wallet_account(member.pk)
+        balance = wallet.balance if wallet else Decimal("0.00")
+        if form.amounts.get(SV, Decimal("0.00")) > balance:
+            form.errors.fields[f"t_{SV}"] = [_("储值余额不足，可用 ¥%(a)s") % {"a": balance}]
+            form.state_fields.add(f"t_{SV}")
+        offered = console_selectors.counter_coupons(
+            member.pk, store_id=store.pk, today=timezone.localdate()
+        )
         context.update(
             member_phone=member_selectors.member_view(member=member, actor=request.user).phone,
             member_points=points_summary(member.pk),
             standing=selectors.member_tier(member.pk),
+            wallet=wallet,
+            wallet_balance=balance,
+            member_coupons=[c for c in offered if c.code not in form.coupons],
         )
     else:
         context["member_results"] = _member_results(request, form.member_q)
-    context.update(_price(form, store, member))
+    context.update(_price(form, store, member, wallet))
     context["tender_rows"] = _tender_rows(form)
     context["errors"] = form.errors
     return context
@@ -217,7 +295,11 @@ def _commit(
         return None, 422
     if form.has_errors:
         return None, 422
+    # Refused coupons and stored value beyond the balance are not stopped here: the service
+    # refuses them with their reasons, and replays a sale this key already recorded (the
+    # first click of a double-click used the coupon and the balance).
     staff = request.user
+    tenders = ctx["pay"].tenders
     try:
         result = checkout.sale_commit(
             scope=f"staff:{staff.pk}",
@@ -226,10 +308,17 @@ def _commit(
             store_id=store.pk,
             member_id=form.member_id,
             lines=form.line_ins,
-            tenders=ctx["pay"].tenders,
+            tenders=tenders,
+            coupons=form.coupons,
             staff=staff,
         )
-    except Conflict:
+    except Conflict as exc:
+        if exc.code != "idempotency_key_reused":
+            # Another counter used a coupon between this quote and the commit.
+            counter_forms.map_line_errors(form, exc.errors or [], tenders)
+            if not exc.errors:
+                form.errors.general.append(str(exc.message))
+            return None, 409
         # The key already recorded another basket (the page was re-used after a sale): start
         # a new sale rather than guess.
         form.key = counter_forms.new_key()
@@ -240,9 +329,11 @@ def _commit(
     except DomainError as exc:
         if exc.status == 403:
             raise
-        counter_forms.map_line_errors(form, exc.errors or [])
+        counter_forms.map_line_errors(form, exc.errors or [], tenders)
         if not exc.errors:
             form.errors.general.append(str(exc.message))
+        if "coupons" in form.errors.fields:
+            form.errors.fields["coupons"].append(_("请移除不能使用的券后再结算"))
         return None, exc.status
     sale = result.sale
     messages.success(
@@ -327,11 +418,17 @@ def _receipt_context(
         for ln in lines
     ]
     tenders = list(sale.tenders.all())
+    wallet_entry = None
+    if sale.member_id and any(t.kind == TenderKind.STORED_VALUE for t in tenders):
+        wallet_entry = console_selectors.wallet_balance_after(
+            sale.member_id, f"{sale.kind}:{sale.pk}"
+        )
     context: dict[str, Any] = {
         "sale": sale,
         "is_return": sale.kind == SaleKind.RETURN,
         "rows": rows,
         "tenders": tenders,
+        "wallet_entry": wallet_entry,
         "returns": list(sale.returns.all()) if sale.kind == SaleKind.SALE else [],
         # A receipt is printed and handed over: the phone is always masked on it.
         "member_phone": mask_phone(sale.member.phone or "") if sale.member else "",
