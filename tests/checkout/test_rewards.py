@@ -102,3 +102,24 @@ def test_window_store_and_stock(store, other_store, member, catalog):
     gift.refresh_from_db()
     assert gift.stock == 0
     assert PointsAccount.objects.get(pk=member.pk).balance == 392 - 50
+
+
+def test_a_resent_redemption_replays_and_another_reward_under_its_key_is_a_409(
+    store, member, catalog
+):
+    preset_load("wangqu")
+    buy(store, member, 10, "a")  # 392 points
+    gift = Reward.objects.create(name="保温杯", kind=RewardKind.GIFT, points=50, stock=1)
+    towel = Reward.objects.create(name="毛巾", kind=RewardKind.GIFT, points=20, stock=5)
+    first = reward_redeem(member=member, reward=gift, store_id=store.pk, at=AT, request_key="k1")
+    # The form is sent again (double click, a lost answer): the last gift is not "out of
+    # stock" for its own request, and nothing is spent twice.
+    again = reward_redeem(member=member, reward=gift, store_id=store.pk, at=AT, request_key="k1")
+    assert again.pk == first.pk
+    assert RewardRedemption.objects.count() == 1
+    assert PointsAccount.objects.get(pk=member.pk).balance == 392 - 50
+    with pytest.raises(DomainError) as exc:
+        reward_redeem(member=member, reward=towel, store_id=store.pk, at=AT, request_key="k1")
+    assert exc.value.code == "idempotency_key_reused"
+    assert Reward.objects.get(pk=towel.pk).stock == 5
+    assert verify_points() == []

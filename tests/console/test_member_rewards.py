@@ -6,6 +6,8 @@ Chinese next to the reward and nothing written."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from carecard.core.roles import Role
@@ -101,6 +103,21 @@ def test_redeem_a_gift_takes_it_from_stock(clerk_client, store, member, catalogu
     assert 'data-testid="reward-error">礼品已兑完<' in page
     assert points(member) == 70
     assert RewardRedemption.objects.count() == 1
+
+
+def test_a_double_submit_redeems_once(clerk_client, store, member, catalogue, frozen):
+    give_points(member, 120, store)
+    page = clerk_client.get(rewards_url(member)).content.decode()
+    towel = catalogue["towel"]
+    # The key the page rendered into the towel's form.
+    key = re.search(rf'name="key" value="(console-[0-9a-f]+-{towel.pk})"', page).group(1)
+    form = {"reward": towel.pk, "key": key}
+    first = clerk_client.post(rewards_url(member, "redeem"), form)
+    second = clerk_client.post(rewards_url(member, "redeem"), form)
+    assert (first.status_code, second.status_code) == (302, 302)
+    assert RewardRedemption.objects.count() == 1
+    assert points(member) == 70
+    assert Reward.objects.get(pk=towel.pk).stock == 0
 
 
 @pytest.mark.parametrize(

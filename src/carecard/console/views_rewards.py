@@ -10,6 +10,7 @@ something changed in between (stock taken by another counter, points spent).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -92,6 +93,8 @@ def _rewards_context(
         "can_redeem": allowed,
         "store": store,
         "history": console_selectors.member_redemptions(member.pk, limit=5),
+        # One key per rendering (and reward): resending the same form replays, not redeems.
+        "redeem_key": f"console-{uuid.uuid4().hex}",
     }
 
 
@@ -126,7 +129,14 @@ def member_reward_redeem(request: HttpRequest, pk: int) -> HttpResponse:
     except NotFound as exc:
         raise Http404(exc.message) from exc
     try:
-        redemption = reward_redeem(member=member, reward=reward, store_id=store.pk, actor=staff)
+        redemption = reward_redeem(
+            member=member,
+            reward=reward,
+            store_id=store.pk,
+            actor=staff,
+            # The key rendered into the page: a double submit replays the first redemption.
+            request_key=request.POST.get("key", "").strip()[:100],
+        )
     except DomainError as exc:
         if exc.status == 403:
             raise

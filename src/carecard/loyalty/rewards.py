@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from carecard.core import idempotency
 from carecard.core.errors import DomainError, FieldError, NotFound
 from carecard.coupons import services as coupon_services
 from carecard.coupons.models import CouponSource
@@ -32,9 +33,13 @@ def reward_redeem(
     store_id: int | None = None,
     at: dt.datetime | None = None,
     actor: Any = None,
+    request_key: str = "",
 ) -> RewardRedemption:
     """Spend ``reward.points`` of the member's available points (oldest expiry first) and give
-    the reward: a coupon issued to the member, or a gift taken from stock. All or nothing."""
+    the reward: a coupon issued to the member, or a gift taken from stock. All or nothing.
+
+    With ``request_key`` (the form's or the till's key) a resent request returns the first
+    redemption instead of redeeming twice; the same key for another reward is a 409."""
     at = at or timezone.now()
     if member.status != MemberStatus.ACTIVE:
         raise _refuse("member_inactive", _("会员状态不可兑换"), "member")
@@ -47,6 +52,21 @@ def reward_redeem(
     if reward.store_ids and store_id not in reward.store_ids:
         raise _refuse("store_not_allowed", _("该门店不能兑换此项目"), "store")
     with transaction.atomic(durable=True):
+        record = None
+        if request_key:
+            scope, digest = f"member:{member.pk}", idempotency.request_hash({"reward": reward.pk})
+            key = idempotency.check_key(request_key)
+            record = idempotency.claim(
+                scope=scope, key=key, operation="reward_redeem", digest=digest
+            )
+            if record is None:
+                stored = idempotency.replay(
+                    scope=scope, key=key, operation="reward_redeem", digest=digest
+                )
+                assert stored is not None
+                return RewardRedemption.objects.select_related("coupon").get(
+                    pk=stored.response["redemption_id"]
+                )
         account = lock_account(member.pk)
         if reward.stock is not None:
             # Stock is a counter: decrement only while some is left, no read-modify-write.
@@ -73,9 +93,12 @@ def reward_redeem(
                 reference=f"points_entry:{entry.pk}",
                 actor=actor,
             )
-        return RewardRedemption.objects.create(
+        redemption = RewardRedemption.objects.create(
             member=member, reward=reward, entry=entry, coupon=coupon, store_id=store_id, at=at
         )
+        if record is not None:
+            idempotency.store(record, response={"redemption_id": redemption.pk}, status_code=201)
+        return redemption
 
 
 def reward_get(reward_id: int) -> Reward:
