@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import AutoField, Field, Model
 
 Converter = Callable[[Any, Any, Any], Any]
@@ -23,6 +23,13 @@ Converter = Callable[[Any, Any, Any], Any]
 
 def _q(name: str) -> str:
     return connection.ops.quote_name(name)
+
+
+def db() -> Any:
+    """The default connection itself: ``django.db.connection`` is a proxy that looks the
+    connection up in a context-local on every attribute, and a sale touches it hundreds of
+    times."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
 @cache
@@ -65,20 +72,21 @@ def insert(objs: Sequence[Model]) -> None:
     if not objs:
         return
     model = type(objs[0])
+    conn = db()
     fields = _insert_fields(model)
     params: list[Any] = []
     for obj in objs:
         _link_parents(obj, fields)
-        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
-    sql = _insert_sql(model, connection.vendor, len(objs))
-    with connection.cursor() as cursor:
+        params.extend(f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields)
+    sql = _insert_sql(model, conn.vendor, len(objs))
+    with conn.cursor() as cursor:
         cursor.execute(sql, params)
         ids = cursor.fetchall() if isinstance(model._meta.pk, AutoField) else None
     for i, obj in enumerate(objs):
         if ids is not None:
             obj.pk = ids[i][0]
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = conn.alias
 
 
 @cache
@@ -92,11 +100,12 @@ def update(obj: Model, names: Sequence[str]) -> None:
     """``obj.save(update_fields=names)`` as one prepared UPDATE (``auto_now`` fields listed in
     ``names`` are stamped, as ``save`` does)."""
     meta = type(obj)._meta
+    conn = db()
     fields = [meta.get_field(n) for n in names]
-    params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
-    params.append(meta.pk.get_db_prep_save(obj.pk, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(_update_sql(type(obj), connection.vendor, tuple(names)), params)
+    params = [f.get_db_prep_save(f.pre_save(obj, False), conn) for f in fields]
+    params.append(meta.pk.get_db_prep_save(obj.pk, conn))
+    with conn.cursor() as cursor:
+        cursor.execute(_update_sql(type(obj), conn.vendor, tuple(names)), params)
 
 
 class Shape:
@@ -115,14 +124,14 @@ class Shape:
     def columns(self, alias: str) -> str:
         return ", ".join(f"{alias}.{_q(f.column)}" for f in self.fields)
 
-    def _converters_for(self) -> list[tuple[int, list[Converter], Any]]:
-        key = connection.vendor
+    def _converters_for(self, conn: Any) -> list[tuple[int, list[Converter], Any]]:
+        key = conn.vendor
         found = self._converters.get(key)
         if found is None:
             found = []
             for i, f in enumerate(self.fields):
                 col = f.get_col(self.model._meta.db_table)
-                convs = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
+                convs = conn.ops.get_db_converters(col) + f.get_db_converters(conn)
                 if convs:
                     found.append((i, convs, col))
             self._converters[key] = found
@@ -134,9 +143,10 @@ class Shape:
         values = list(row[start : start + self.width])
         if values[self._pk] is None:
             return None
-        for i, convs, col in self._converters_for():
+        conn = db()
+        for i, convs, col in self._converters_for(conn):
             for conv in convs:
-                values[i] = conv(values[i], col, connection)
+                values[i] = conv(values[i], col, conn)
         if self._whole:
-            return self.model.from_db(connection.alias, None, values)
-        return self.model.from_db(connection.alias, self.names, values)
+            return self.model.from_db(conn.alias, None, values)
+        return self.model.from_db(conn.alias, self.names, values)
