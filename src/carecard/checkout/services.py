@@ -520,14 +520,56 @@ def sale_commit(
             )
         raise
     program = config.program() if basket.member else None
-    with transaction.atomic(durable=True):
-        record = idempotency.claim(scope=scope, key=key, operation="sale", digest=digest)
-        if record is None:  # a retry: the first request committed (or commits) this key
-            stored = idempotency.replay(scope=scope, key=key, operation="sale", digest=digest)
-            assert stored is not None
+    try:
+        sale, response = _commit_writes(
+            basket,
+            priced,
+            checked,
+            program,
+            staff,
+            scope,
+            key,
+            digest,
+            at,
+            day,
+            terminal_id=terminal_id,
+            receipt_no=receipt_no,
+            offline=offline,
+        )
+    except (_KeyTaken, DomainError):
+        # A retry met its first request (at the member's lock, a coupon's, or the key's): it
+        # rolled back and answers with the first receipt.
+        if stored := idempotency.replay(scope=scope, key=key, operation="sale", digest=digest):
             return CommitResult(
                 Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response
             )
+        raise
+    return CommitResult(sale, False, response)
+
+
+class _KeyTaken(Exception):
+    """Another transaction holds the sale's idempotency key: undo this one."""
+
+
+def _commit_writes(
+    basket: Basket,
+    priced: PricedBasket,
+    checked: list[TenderIn],
+    program: Any,
+    staff: Any,
+    scope: str,
+    key: str,
+    digest: str,
+    at: dt.datetime,
+    day: dt.date,
+    *,
+    terminal_id: int | None,
+    receipt_no: str,
+    offline: bool,
+) -> tuple[Sale, dict[str, Any]]:
+    member_id = basket.member.pk if basket.member else None
+    store_id = basket.store.pk
+    with transaction.atomic(durable=True):
         account = lock_account(basket.member.pk) if basket.member else None
         earning = None
         if basket.member is not None:
@@ -727,8 +769,17 @@ def sale_commit(
             {"code": c.code, "amount": str(c.amount)} for c in priced.coupons_applied
         ]
         response["coupons_issued"] = [c.code for c in issued]
-        idempotency.store(record, response=response, status_code=201)
-    return CommitResult(sale, False, response)
+        # The key last: its insert is the commit's only write a retry can collide on.
+        if not idempotency.record(
+            scope=scope,
+            key=key,
+            operation="sale",
+            digest=digest,
+            response=response,
+            status_code=201,
+        ):
+            raise _KeyTaken
+    return sale, response
 
 
 def receipt(

@@ -78,6 +78,40 @@ def claim(*, scope: str, key: str, operation: str, digest: str) -> IdempotencyRe
     )
 
 
+def record(
+    *,
+    scope: str,
+    key: str,
+    operation: str,
+    digest: str,
+    response: dict[str, Any],
+    status_code: int = 200,
+) -> bool:
+    """Keep the first answer for the key, as the last write of the caller's transaction.
+    False when another transaction has the key (it committed first, or commits while this
+    statement waits on it): the caller then rolls back and replays. One statement for the
+    writes whose retries meet at a lock anyway (a sale locks its member's account)."""
+    table = IdempotencyRecord._meta.db_table
+    field = IdempotencyRecord._meta.get_field("response")
+    conn = sqlrows.db()
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (scope, key, operation, request_hash, status_code, response,"  # noqa: S608
+            " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (scope, key) DO NOTHING RETURNING id",
+            [
+                scope,
+                key,
+                operation,
+                digest,
+                status_code,
+                field.get_db_prep_save(response, conn),
+                timezone.now(),
+            ],
+        )
+        return cursor.fetchone() is not None
+
+
 def store(record: IdempotencyRecord, *, response: dict[str, Any], status_code: int = 200) -> None:
     record.response = response
     record.status_code = status_code
