@@ -262,10 +262,16 @@ def test_monthly_list_of_members_at_2000_points(store, member, catalog):
     assert members_at_least(2000, month=dt.date(2026, 4, 1)) == []
 
 
-def test_every_preset_loads_twice_without_duplicates(db):
+def test_every_preset_loads_twice_without_duplicates_and_each_load_is_audited(db):
+    from carecard.core.models import AuditAction, AuditEntry
+
     for key in PRESETS:
         preset_load(key)
         preset_load(key)
+    loads = AuditEntry.objects.filter(action=AuditAction.SETTINGS, target__startswith="preset:")
+    assert sorted(loads.values_list("target", flat=True)) == sorted(
+        f"preset:{key}" for key in PRESETS for _ in range(2)
+    )
 
 
 def test_wangqu_yearly_spend_of_5000_gives_a_free_health_check(store, member, catalog):

@@ -16,6 +16,7 @@ from django.db import transaction
 from carecard.checkout import config
 from carecard.checkout.config import settings_get
 from carecard.checkout.models import SpendBenefit
+from carecard.core.audit import AuditAction, audit
 from carecard.coupons import services as coupon_services
 from carecard.coupons.models import CouponTemplate
 from carecard.loyalty.ladder import YEARLY_BONUS_TEMPLATE
@@ -149,10 +150,18 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def preset_load(key: str) -> Preset:
-    """Replace the chain's member rules with a preset's, in one transaction."""
+def preset_load(key: str, *, actor: Any = None, ip: str | None = None) -> Preset:
+    """Replace the chain's member rules with a preset's, in one transaction, audited (G-4:
+    who replaced the rules, from the console or the command line)."""
     preset = PRESETS[key]
     with transaction.atomic():
+        audit(
+            action=AuditAction.SETTINGS,
+            actor=actor,
+            target=f"preset:{key}",
+            detail={"preset": key, "name": preset.name},
+            ip=ip,
+        )
         PricingRule.objects.all().delete()
         for i, rule in enumerate(preset.pricing_rules):
             PricingRule.objects.create(position=i, **rule)

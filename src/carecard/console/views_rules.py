@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -19,7 +18,6 @@ from carecard.checkout import selectors
 from carecard.checkout.models import TenderKind
 from carecard.checkout.presets import PRESETS, preset_load
 from carecard.console.http import client_ip, done, page, permission
-from carecard.core.audit import AuditAction, audit
 from carecard.core.money import rate_label
 from carecard.core.roles import Perm
 from carecard.loyalty.config import schedule_of
@@ -203,16 +201,6 @@ def rules_preset(request: HttpRequest) -> HttpResponse:
     if key not in PRESETS:
         messages.error(request, _("请选择要载入的预置规则"))
         return done(request, reverse("console:rules"))
-    # presets.preset_load writes no audit entry of its own: record who replaced the rules in
-    # the same transaction (G-4).
-    with transaction.atomic():
-        preset = preset_load(key)
-        audit(
-            action=AuditAction.SETTINGS,
-            actor=request.user,
-            target=f"preset:{key}",
-            detail={"preset": key, "name": preset.name},
-            ip=client_ip(request),
-        )
+    preset = preset_load(key, actor=request.user, ip=client_ip(request))
     messages.success(request, _("已载入预置规则：%(name)s") % {"name": preset.name})
     return done(request, reverse("console:rules"))
