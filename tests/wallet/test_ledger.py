@@ -20,6 +20,7 @@ from hypothesis.stateful import (
 )
 
 from carecard.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from carecard.core.models import AuditAction, AuditEntry
 from carecard.core.roles import Role
 from carecard.members.models import Member
 from carecard.wallet import services
@@ -424,8 +425,16 @@ def test_refund_pays_the_remaining_principal_and_forfeits_the_bonus(store, membe
     assert result.forfeit_entry.balance_after == D(0)
     assert parts(member) == (D(0), D(0), D(0))
     assert account(member).lifetime_refunded == D("800.00")
+    audited = AuditEntry.objects.get(action=AuditAction.WALLET_REFUND)
+    assert (audited.actor_id, audited.member_id, audited.store_id) == (
+        clerk.pk,
+        member.pk,
+        store.pk,
+    )
+    assert (audited.detail["cash"], audited.detail["reason"]) == ("800.00", "会员搬家")
     with pytest.raises(DomainError) as exc:
         services.wallet_refund(member_id=member.pk, actor=clerk, reason="再退")
+    assert AuditEntry.objects.filter(action=AuditAction.WALLET_REFUND).count() == 1
     assert exc.value.code == "nothing_to_refund"
     assert_consistent(member)
 
@@ -503,6 +512,9 @@ def test_adjustment_needs_permission_and_reason_and_is_recorded(store, member, m
     )
     assert (credit.actor, credit.reason) == (hq_admin, "服务补偿")
     assert credit.detail == {"part": "bonus", "balance_before": "0.00", "role": "hq_admin"}
+    audited = AuditEntry.objects.get(action=AuditAction.WALLET_ADJUST)
+    assert (audited.actor_id, audited.member_id) == (hq_admin.pk, member.pk)
+    assert audited.detail == {"amount": "30.00", "part": "bonus", "reason": "服务补偿"}
     with pytest.raises(DomainError) as exc:
         services.wallet_adjust(
             member_id=member.pk, amount=D("-0.01"), reason="冲错", actor=hq_admin, part="principal"

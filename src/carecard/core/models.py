@@ -28,6 +28,8 @@ class AuditAction(models.TextChoices):
     POINTS_ADJUST = "points_adjust", _("积分人工调整")
     COUPON_VOID = "coupon_void", _("作废优惠券")
     COUPON_BATCH = "coupon_batch", _("生成印刷券码")
+    WALLET_REFUND = "wallet_refund", _("储值退款")
+    WALLET_ADJUST = "wallet_adjust", _("储值人工调整")
 
 
 class AuditEntry(models.Model):

@@ -42,6 +42,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from carecard.core.audit import AuditAction, audit
 from carecard.core.errors import (
     Conflict,
     DomainError,
@@ -497,6 +498,14 @@ def wallet_refund(
             )
         account.lifetime_refunded += due.total
         _save(account, "lifetime_refunded")
+        audit(
+            action=AuditAction.WALLET_REFUND,
+            actor=actor,
+            member_id=member_id,
+            store_id=store_id,
+            target=f"wallet:{member_id}",
+            detail={**detail, "reason": reason},
+        )
     return Refund(cash=due.total, forfeited=kept.total, entry=entry, forfeit_entry=forfeit_entry)
 
 
@@ -562,4 +571,12 @@ def wallet_adjust(
             detail={"part": part, "balance_before": str(before), "role": actor.role},
         )
         _save(account)
+        audit(
+            action=AuditAction.WALLET_ADJUST,
+            actor=actor,
+            member_id=member_id,
+            store_id=store_id,
+            target=f"wallet:{member_id}",
+            detail={"amount": str(amount), "part": part, "reason": entry.reason},
+        )
     return entry
