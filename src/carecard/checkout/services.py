@@ -511,6 +511,15 @@ def sale_commit(
                 ]
             )
         checked = _check_tenders(tenders, priced.net, settings.points_per_yuan, basket.member)
+        # Pure, from what was read above: computed before the write transaction so SQLite's
+        # write lock is held only for the writes.
+        paid = [Tender(t.kind, t.amount) for t in checked]
+        earning = None
+        if basket.member is not None:
+            earning = earn_points(priced, paid, config.earning_rule(), basket.pricing_member, day)
+        # Which tender paid which line (insurance, points, stored value, vouchers; the rest is
+        # plain money): a return gives each back from the lines it returns.
+        shares = allocate_tenders(priced, paid, config.earning_rule())
     except DomainError:
         # A retry of a sale that went through finds its own coupons used: it gets the first
         # answer, not an error. (Only refused requests pay for this read.)
@@ -525,6 +534,8 @@ def sale_commit(
             basket,
             priced,
             checked,
+            earning,
+            shares,
             program,
             staff,
             scope,
@@ -555,6 +566,8 @@ def _commit_writes(
     basket: Basket,
     priced: PricedBasket,
     checked: list[TenderIn],
+    earning: Earning | None,
+    shares: list[dict[str, Decimal]],
     program: Any,
     staff: Any,
     scope: str,
@@ -571,15 +584,6 @@ def _commit_writes(
     store_id = basket.store.pk
     with transaction.atomic(durable=True):
         account = lock_account(basket.member.pk) if basket.member else None
-        earning = None
-        if basket.member is not None:
-            earning = earn_points(
-                priced,
-                [Tender(t.kind, t.amount) for t in checked],
-                config.earning_rule(),
-                basket.pricing_member,
-                day,
-            )
         # The sale is written once with its points: spending either succeeds in full or the
         # whole transaction is refused.
         spent = sum(t.points for t in checked if t.kind == TenderKind.POINTS)
@@ -645,11 +649,6 @@ def _commit_writes(
                 except points.InsufficientPoints as exc:
                     exc.errors = [FieldError(f"tenders[{i}].points", "insufficient", exc.message)]
                     raise
-        # Which tender paid which line (insurance, points, stored value, vouchers; the rest is
-        # plain money): a return gives each back from the lines it returns.
-        shares = allocate_tenders(
-            priced, [Tender(t.kind, t.amount) for t in checked], config.earning_rule()
-        )
         line_rows = []
         for pl in priced.lines:
             line_rows.append(
