@@ -1,14 +1,16 @@
 """CareCard benchmarks: one command builds the data, runs the workloads and prints the results.
 
     uv run python bench/run.py [--db sqlite|postgres|both] [--members 1000000]
-                               [--workloads lookup,import] [--ops 5000] [--rebuild]
+                               [--workloads lookup,import,counter] [--ops 5000] [--rebuild]
+                               [--sale-lines 10000000] [--clients 1,2,4,8] [--duration 15]
     uv run carecard bench …    (the same)
 
 Each database runs in its own subprocess, because the settings read ``DATABASE_URL`` and
 ``CARECARD_VAR_DIR`` at import. The data is cached between runs (SQLite: ``bench/out/sqlite-N/``;
 PostgreSQL: the database ``carecard_bench``) and rebuilt with ``--rebuild`` or when the size or
-the generator changes. Results: a table on stdout, ``bench/out/results-<db>.json`` and a markdown
-fragment ``bench/out/results.md`` for docs/benchmarks.md.
+the generator changes; the counter adds a sales history to it (``bench/history.py``, rebuilt
+with ``--rebuild-history``). Results: a table on stdout, ``bench/out/results-<db>.json`` and a
+markdown fragment ``bench/out/results.md`` for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -106,9 +108,8 @@ def _setup_django(db: str, *, url: str, var_dir: Path, drop: bool) -> None:
     django.setup()
 
 
-def inner_lookup(args: argparse.Namespace) -> dict[str, Any]:
-    db = args.inner
-    _setup_django(db, url=args.pg_url, var_dir=_var_dir(db, args.members), drop=args.rebuild)
+def _ensure_members(db: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The cached members (``datagen``), built when missing; a mismatch needs ``--rebuild``."""
     from django.core.management import call_command
     from django.db import connection
 
@@ -131,6 +132,59 @@ def inner_lookup(args: argparse.Namespace) -> dict[str, Any]:
         log(f"[{db}] built: {build}")
     else:
         log(f"[{db}] reusing cached data: {build}")
+    return build
+
+
+def _ensure_history(db: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The cached sales history (``history``), built when missing (after the members, on the
+    same database); a different size needs ``--rebuild-history`` (members are kept)."""
+    from django.db import connection
+
+    from bench import history
+    from bench.workloads import counter
+
+    counter.ensure_catalogue(args.seed)
+    meta = _meta_get(connection)
+    want = {
+        "members": args.members,
+        "sale_lines": args.sale_lines,
+        "seed": args.seed,
+        "version": history.HISTORY_VERSION,
+    }
+    have = meta.get("history")
+    if (have == want and not args.rebuild_history) or not args.sale_lines:
+        info = meta.get("history_build", {})
+        counts = info.get("counts", {})
+        log(
+            f"[{db}] reusing the sales history: {counts.get('sales', 0):,} receipts, "
+            f"{counts.get('sale_lines', 0):,} lines to {info.get('end')}"
+            if have
+            else f"[{db}] no history"
+        )
+        return {"spec": have, **info} if have else {}
+    if have and not args.rebuild_history:
+        raise SystemExit(
+            f"[{db}] cached history is {have}, want {want}: run with --rebuild-history"
+        )
+    log(f"[{db}] building the sales history: {args.sale_lines:,} sale lines")
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM bench_meta WHERE k IN ('history', 'history_build')")
+    info = history.Builder(sale_lines=args.sale_lines, seed=args.seed, log=log).build()
+    check = history.verify(sample=2000, seed=args.seed)
+    info["check"] = check
+    log(f"[{db}] history check on {check.get('members')} members: {check}")
+    if not history.consistent(check):
+        raise SystemExit(f"[{db}] the history is inconsistent: {check}")
+    _meta_set(connection, {"history": want, "history_build": info})
+    return {"spec": want, **info}
+
+
+def inner_lookup(args: argparse.Namespace) -> dict[str, Any]:
+    db = args.inner
+    _setup_django(db, url=args.pg_url, var_dir=_var_dir(db, args.members), drop=args.rebuild)
+    from django.db import connection
+
+    build = _ensure_members(db, args)
     from bench.workloads import lookup
 
     if args.nice:
@@ -149,21 +203,40 @@ def inner_lookup(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def inner_counter(args: argparse.Namespace) -> dict[str, Any]:
-    """Quote and commit on the lookup database (its 1 M members), which must be built."""
+    """Quote and commit on the lookup database (its members), with the sales history."""
     db = args.inner
-    _setup_django(db, url=args.pg_url, var_dir=_var_dir(db, args.members), drop=False)
-    from django.core.management import call_command
+    # With --workloads lookup,counter the lookup phase has already rebuilt the data.
+    drop = args.rebuild and "lookup" not in args.workloads.split(",")
+    _setup_django(db, url=args.pg_url, var_dir=_var_dir(db, args.members), drop=drop)
     from django.db import connection
 
     from bench.workloads import counter
 
-    call_command("migrate", verbosity=0, interactive=False)
+    build = _ensure_members(db, args)
+    history = _ensure_history(db, args)
     if args.nice:
         _renice(args.nice)
-    ops = min(args.ops, 2000)
-    log(f"[{db}] counter workloads: {ops} quotes and {ops} commits")
-    results = counter.run(ops=ops, seed=args.seed, log=log)
-    return {"version": _db_version(connection), "results": results}
+    clients = [int(c) for c in args.clients.split(",") if c.strip()]
+    log(
+        f"[{db}] counter workloads: {clients} clients, {args.duration:g} s each; paced commit "
+        f"{args.paced_rate:g}/s for {args.paced_seconds:g} s"
+    )
+    results, info = counter.run(
+        clients=clients,
+        duration=args.duration,
+        paced_rate=args.paced_rate,
+        paced_seconds=args.paced_seconds,
+        paced_clients=args.paced_clients,
+        seed=args.seed,
+        log=log,
+    )
+    return {
+        "version": _db_version(connection),
+        "build": build,
+        "history": history,
+        "counter": info,
+        "results": results,
+    }
 
 
 def inner_import(args: argparse.Namespace) -> dict[str, Any]:
@@ -206,13 +279,30 @@ def _renice(nice: int) -> None:
             log(f"  --nice {nice}: PostgreSQL backend {backend} not reniced")
 
 
+def _src_state() -> dict[str, Any]:
+    """The code under measurement: HEAD and any uncommitted change under src/ (others may be
+    editing it while a run goes on; the inner process imports it once, at its start)."""
+    try:
+        commit = subprocess.check_output(
+            ["git", "log", "-1", "--format=%h"], cwd=ROOT, text=True
+        ).strip()
+        dirty = subprocess.check_output(
+            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, text=True
+        ).split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": []}
+    return {"commit": commit, "dirty": [line[3:] for line in dirty if line.strip()]}
+
+
 def inner(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()[0]
+    src = _src_state()
     run_phase = {"import": inner_import, "counter": inner_counter}.get(args.phase, inner_lookup)
     payload = run_phase(args)
     payload[f"load_{args.phase}"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     payload["results"] = [r.as_dict() for r in payload["results"]]
     payload.update(db=args.inner, members=args.members, phase=args.phase, nice=args.nice)
+    payload[f"src_{args.phase}"] = src
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"results-{args.inner}-{args.phase}.json"
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=2))
@@ -240,8 +330,14 @@ def _fmt(v: float | None, digits: int = 2) -> str:
 
 
 def table(payload: dict[str, Any]) -> str:
+    src = [
+        f"src `{v['commit']}`" + (f" + uncommitted {', '.join(v['dirty'])}" if v["dirty"] else "")
+        for k, v in payload.items()
+        if k.startswith("src_")
+    ]
     lines = [
         f"**{payload['version']}**, {payload['members']:,} members"
+        + (f" ({'; '.join(src)} at the start of the run)" if src else "")
         + "".join(
             f"; load average during {phase}: {payload[f'load_{phase}'][0]} → "
             f"{payload[f'load_{phase}'][1]}"
@@ -285,6 +381,34 @@ def table(payload: dict[str, Any]) -> str:
         lines += ["", "Per workload: " + "; ".join(extras) + "."]
     if notes:
         lines += ["", *notes]
+    h = payload.get("history") or {}
+    if h.get("counts"):
+        c, t = h["counts"], h.get("timings", {})
+        lines += [
+            "",
+            f"Sales history: {c['sales']:,} receipts, {c['sale_lines']:,} lines, "
+            f"{c['discounts']:,} discounts, {c['points_entries']:,} points entries, "
+            f"{c['points_lots']:,} lots, {h.get('buyers', 0):,} buyers, "
+            f"{c.get('spend_vouchers', 0):,} yearly-spend vouchers; 365 days to {h['end']}; "
+            f"built in {t.get('total_s')} s (rows {t.get('rows_s')} s, indexes and constraints "
+            f"{t.get('indexes_constraints_s')} s). Consistency check on "
+            f"{h.get('check', {}).get('members', 0):,} members: "
+            + ("✅" if _clean(h.get("check")) else f"❌ {h.get('check')}")
+            + ".",
+        ]
+    k = payload.get("counter") or {}
+    if k:
+        lines += [
+            "",
+            f"Counter: {k['members_pool']:,} members, {k['members_from']}, split between "
+            f"the clients; {k['baskets']} baskets; {k['duration_s']:g} s per row; "
+            f"connection settings seen by every client: {k.get('connection_settings')}; "
+            "consistency check before / after (members sold to): "
+            + ("✅" if _clean(k.get("check_before")) else f"❌ {k.get('check_before')}")
+            + " / "
+            + ("✅" if _clean(k.get("check_after")) else f"❌ {k.get('check_after')}")
+            + ".",
+        ]
     b = payload.get("build") or {}
     if b:
         lines += [
@@ -293,6 +417,12 @@ def table(payload: dict[str, Any]) -> str:
             f"{b.get('search_keys', 0):,} pinyin keys in {b.get('total_seconds')} s.",
         ]
     return "\n".join(lines)
+
+
+def _clean(check: dict[str, Any] | None) -> bool:
+    return bool(check) and all(
+        v == 0 for key, v in check.items() if key not in ("members", "seconds")
+    )
 
 
 def machine() -> str:
@@ -320,6 +450,7 @@ def machine() -> str:
 def outer(args: argparse.Namespace) -> int:
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     OUT.mkdir(parents=True, exist_ok=True)
+    commit = _src_state()["commit"]
     payloads = []
     phases = [w for w in ("lookup", "import", "counter") if w in args.workloads.split(",")]
     for db in dbs:
@@ -346,12 +477,6 @@ def outer(args: argparse.Namespace) -> int:
             results = merged.get("results", []) + part["results"]
             merged = {**merged, **part, "results": results}
         payloads.append(merged)
-    try:
-        commit = subprocess.check_output(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True
-        ).strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     command = "uv run python bench/run.py " + " ".join(sys.argv[1:])
     parts = [
         f"Date {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit `{commit}`, "
@@ -389,6 +514,24 @@ def main(argv: list[str] | None = None) -> int:
         "on a machine shared with other jobs; recorded in the results",
     )
     parser.add_argument("--rebuild", action="store_true", help="drop the cached data first")
+    parser.add_argument(
+        "--sale-lines",
+        type=int,
+        default=10_000_000,
+        help="counter: sale lines of history on the lookup database (0: none)",
+    )
+    parser.add_argument(
+        "--rebuild-history",
+        action="store_true",
+        help="counter: build the history again, or at another size (members are kept)",
+    )
+    parser.add_argument("--clients", default="1,2,4,8", help="counter: concurrent clients")
+    parser.add_argument("--duration", type=float, default=15.0, help="counter: seconds per row")
+    parser.add_argument("--paced-rate", type=float, default=200.0, help="counter: commits/s")
+    parser.add_argument("--paced-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--paced-clients", type=int, default=0, help="counter: default the most --clients"
+    )
     parser.add_argument("--pg-url", default=os.environ.get("CARECARD_BENCH_PG_URL", DEFAULT_PG))
     parser.add_argument("--inner", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=["lookup", "import", "counter"], help=argparse.SUPPRESS)
