@@ -17,6 +17,7 @@ from carecard.checkout.presets import PRESETS
 from carecard.cli import DEMO_PRESETS
 from carecard.coupons.models import Coupon
 from carecard.demo import data as D
+from carecard.demo import sales as demo_sales
 from carecard.demo.generator import DEMO_PRESET, generate_demo, store_count
 from carecard.demo.people import StoreSpec, ZoneInfoSpec, group_count, member_specs
 from carecard.demo.sales import (
@@ -25,19 +26,27 @@ from carecard.demo.sales import (
     FLU_MONTHS,
     MAX_LATE,
     NEEDS,
+    WALLET_SHARE,
     PlannedExpiry,
     PlannedReturn,
     PlannedSale,
     ProductInfo,
     SalesPlan,
     plan_sales,
+    redemption_for,
+    sales_fingerprint,
     sales_rows,
+    topup_for,
+    voucher_for,
     window_start,
 )
-from carecard.loyalty.models import EntryKind, PointsEntry, TierChange
+from carecard.loyalty.models import EntryKind, PointsEntry, RewardRedemption, TierChange
 from carecard.loyalty.rules import Schedule, matches
 from carecard.loyalty.selectors import verify_points
 from carecard.members.models import Member, MemberStatus
+from carecard.wallet.models import TopupRule, WalletAccount, WalletEntry
+from carecard.wallet.rules import BonusTier
+from carecard.wallet.selectors import verify_wallets
 
 PASSWORD = "demo-Pass-2026"
 TODAY = dt.date(2026, 10, 30)
@@ -259,6 +268,81 @@ def test_events_keep_every_members_ledger_in_time_order(plan: SalesPlan) -> None
     assert runs < len(plan.returns)
 
 
+def test_a_share_of_members_keep_stored_value_older_chronic_patients_more() -> None:
+    plan, specs = _plan(members=3000)
+    holders = {s.member for s in plan.sales if s.topup > 0}
+    assert 0.05 < len(holders) / len(specs) < 0.08
+    assert abs(len(holders) / len(specs) - WALLET_SHARE) < 0.012
+    chronic = {r.member for r in plan.refills}
+    buyers = {s.member for s in plan.sales}
+    assert len(holders & chronic) / len(chronic) > 2 * len(holders - chronic) / len(
+        buyers - chronic
+    )
+    amounts = Counter({s.member: s.topup for s in plan.sales if s.topup > 0}.values())
+    assert set(amounts) <= {Decimal(a) for a in (200, 300, 500, 1000, 2000)}
+    assert amounts.most_common(1)[0][0] == Decimal(500)
+    for member in holders:
+        sales = [s for s in plan.sales if s.member == member]
+        first = next(i for i, s in enumerate(sales) if s.topup > 0)
+        # From their first top-up on they keep their usual amount and mostly pay from it.
+        assert sales[first].wallet
+        assert all(s.topup == sales[first].topup for s in sales[first:])
+        assert not any(s.wallet or s.topup for s in sales[:first])
+
+
+def test_points_are_redeemed_most_before_the_year_end_clearing() -> None:
+    plan, _specs = _plan(members=1500)
+    by_month = Counter(s.at.month for s in plan.sales)
+    wishes = Counter()
+    for s in plan.sales:
+        wishes[s.at.month] += s.redeem
+    assert wishes[12] / by_month[12] > 2.5 * wishes[6] / by_month[6] > 0
+    assert any(s.voucher for s in plan.sales)
+    # A redemption or top-up comes before its sale, never before a return just made.
+    returns = defaultdict(list)
+    for r in plan.returns:
+        returns[r.member].append(r.at)
+    for s in plan.sales:
+        assert 0 <= s.lead <= 120
+        assert not any(s.redeem_at < at <= s.at for at in returns[s.member])
+
+
+def test_what_the_counter_makes_of_the_plan() -> None:
+    from carecard.demo.sales import RewardInfo, VoucherInfo
+
+    rewards = [RewardInfo(1, "500换10", 500, 7), RewardInfo(2, "1000换20", 1000, 8)]
+    assert redemption_for(rewards, 499, 3) == (None, 0)
+    assert redemption_for(rewards, 2600, 3) == (rewards[1], 2)
+    assert redemption_for(rewards, 800, 3) == (rewards[0], 1)
+    assert redemption_for(rewards, 5000, 0) == (None, 0)
+    day = dt.date(2026, 3, 1)
+    at = dt.datetime(2026, 2, 1, 10, tzinfo=dt.UTC)
+    held = [
+        VoucherInfo(3, "B", 8, day, dt.date(2026, 4, 1), at),
+        VoucherInfo(4, "A", 7, day, dt.date(2026, 5, 1), at),
+        VoucherInfo(5, "C", 7, day, dt.date(2026, 3, 31), at),
+    ]
+    values = {7: Decimal("10.00"), 8: Decimal("20.00")}
+    assert voucher_for(held, values, Decimal("50.00"), day).code == "C"  # first to expire
+    assert voucher_for(held, values, Decimal("15.00"), day).code == "C"
+    assert voucher_for(held, values, Decimal("10.00"), day) is None  # worth the whole basket
+    assert voucher_for(held, values, Decimal("50.00"), dt.date(2026, 4, 2)).code == "A"
+    tiers = [
+        BonusTier(Decimal("500.00"), Decimal("20.00")),
+        BonusTier(Decimal("1000.00"), Decimal("50.00")),
+    ]
+    d = Decimal
+    assert topup_for(d("500.00"), balance=d("0"), need=d("80"), room=d("5000"), tiers=tiers) == d(
+        "500.00"
+    )
+    assert topup_for(d("500.00"), balance=d("90"), need=d("80"), room=d("4910"), tiers=tiers) == 0
+    # An unregistered card holds 1 000 CNY, bonus included: 1 000 becomes 900.
+    assert topup_for(d("1000.00"), balance=d("0"), need=d("80"), room=d("1000"), tiers=tiers) == d(
+        "900.00"
+    )
+    assert topup_for(d("500.00"), balance=d("950"), need=d("80"), room=d("50"), tiers=tiers) == 0
+
+
 # --- bulk and service writers give the same rows ------------------------------------------------
 
 
@@ -278,8 +362,11 @@ def _generate(writer: str, preset: str) -> dict:
         sales_months=4,
         return_rate=0.08,
         progress=None,
+        wallet_share=0.25,  # enough top-ups, stored-value payments and their returns
+        redeem_share=0.9,
     )
     assert verify_points() == []
+    assert verify_wallets() == []
     last: dict[int, dt.datetime] = {}
     for member_id, at in PointsEntry.objects.order_by("pk").values_list("member_id", "at"):
         assert at >= last.get(member_id, at)  # every ledger in time order
@@ -310,9 +397,20 @@ def test_bulk_sales_write_what_the_counter_writes_under_wangqu(
             ],
         ),
     )
+    # Every sale the bulk writer can take from the pricing-ahead guesses takes it.
+    monkeypatch.setattr(demo_sales, "SPECULATE", "inline")
+    used = []
+    close = demo_sales.BulkSalesWriter.close
+
+    def record(writer: demo_sales.BulkSalesWriter) -> None:
+        used.append(writer.ahead_used)
+        close(writer)
+
+    monkeypatch.setattr(demo_sales.BulkSalesWriter, "close", record)
     service = _generate("service", "wangqu")
     bulk = _generate("bulk", "wangqu")
     _compare(bulk, service)
+    assert used[-1] > bulk["stats"]["sales"] // 2
     rows = bulk["rows"]
     kinds = Counter(e[1] for e in rows["entries"])
     assert kinds[EntryKind.EARN] > 20
@@ -332,16 +430,43 @@ def test_bulk_sales_write_what_the_counter_writes_under_wangqu(
     assert kinds["wechat"]
     assert Sale.objects.filter(kind="return").count() == bulk["stats"]["returns"]
     assert SaleLine.objects.filter(returns_line__isnull=False).exists()
+    # Redemptions, vouchers used at the till, top-ups with their bonus, stored-value payments,
+    # and returns that gave back a voucher and stored value: all as the services write them.
+    stats = bulk["stats"]
+    assert stats["redemptions"] == len(rows["redemptions"]) > 2
+    assert 0 < stats["coupon_uses"] <= stats["redemptions"]
+    assert stats["topups"] > 20
+    assert stats["stored_value_payments"] > stats["topups"]
+    wallet = Counter(w[1] for w in rows["wallet_entries"])
+    assert wallet["topup"] == stats["topups"]
+    assert wallet["pay"] == stats["stored_value_payments"]
+    assert wallet["bonus"] > 0
+    assert wallet["pay_reversal"] > 0
+    events = Counter(e[2] for e in rows["coupon_events"])
+    assert events["redeemed"] == stats["coupon_uses"]
+    assert events["restored"] > 0
+    assert kinds["stored_value"] > 0
+    assert any(d[4].startswith(d[1]) for d in rows["discounts"] if d[4])  # the member's voucher
+    # S-2: a top-up that would take a card over its limit is made smaller, and a card without
+    # an ID number never holds more than 1 000 CNY after a top-up.
+    usual = [Decimal(a) for a in (200, 300, 500, 1000, 2000)]
+    assert WalletEntry.objects.filter(kind="topup").exclude(amount__in=usual).exists()
+    unnamed = Member.objects.filter(id_number="").values_list("pk", flat=True)
+    assert unnamed
+    assert not WalletEntry.objects.filter(
+        member_id__in=list(unnamed), kind__in=["topup", "bonus"], balance_after__gt=1000
+    ).exists()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_bulk_sales_write_what_the_counter_writes_under_four_tiers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Thresholds a few months of sales reach, so that members move up.
+    # Thresholds a few months of sales reach, so that members move up and redeem.
     four = PRESETS["four_tier"]
     tiers = [{**t, "threshold": t["threshold"] / 100} for t in four.tiers]
-    monkeypatch.setitem(PRESETS, "four_tier", replace(four, tiers=tiers))
+    rewards = [(name, points // 10, value) for name, points, value in four.rewards]
+    monkeypatch.setitem(PRESETS, "four_tier", replace(four, tiers=tiers, rewards=rewards))
     service = _generate("service", "four_tier")
     bulk = _generate("bulk", "four_tier")
     _compare(bulk, service)
@@ -352,6 +477,9 @@ def test_bulk_sales_write_what_the_counter_writes_under_four_tiers(
     assert TierChange.objects.filter(from_tier__isnull=False).exists()
     assert not Member.objects.filter(status=MemberStatus.PENDING).exists()
     assert bulk["stats"]["points_expired"] == 0
+    # The dearest reward the points pay for.
+    assert len({r[1] for r in bulk["rows"]["redemptions"]}) > 1
+    assert bulk["stats"]["coupon_uses"] > 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -370,4 +498,21 @@ def test_the_default_demo_has_a_year_of_sales() -> None:
     assert verify_points() == []
     assert PointsEntry.objects.filter(kind=EntryKind.EXPIRE, at__date=dt.date(2026, 1, 1)).exists()
     assert Sale.objects.filter(net_total__gt=Decimal("0")).exists()
+    # Points turned into vouchers and used; stored value topped up with the demo's bonus tiers
+    # and spent; both ledgers balance.
+    assert stats["redemptions"] == RewardRedemption.objects.count() > 0
+    assert stats["coupon_uses"] > 0
+    assert stats["topups"] == WalletEntry.objects.filter(kind="topup").count() > 0
+    assert stats["stored_value_payments"] == WalletEntry.objects.filter(kind="pay").count() > 0
+    assert TopupRule.objects.count() == 3
+    assert WalletEntry.objects.filter(kind="bonus").exists()
+    assert 0.03 < WalletAccount.objects.count() / 300 < 0.1
+    assert verify_wallets() == []
+    # The same seed gives the same year, extras included (coupon codes are drawn at random,
+    # like the counter's; rows are compared by what they stand for).
+    first = sales_fingerprint()
+    _flush()
+    again = generate_demo(members=300, seed=3, password=PASSWORD, today=TODAY, progress=None)
+    assert {**again, "seconds": 0} == {**stats, "seconds": 0}
+    assert sales_fingerprint() == first
     _flush()

@@ -8,12 +8,15 @@ through the chain, catalog and member services. Members go either through ``memb
 one (``writer="service"``) or through :class:`BulkEnroller`, which validates every form with the
 same ``clean_member`` and writes exactly the rows ``member_enrol`` writes, batched (the default:
 ``member_enrol`` costs ~10 ms a member on SQLite, too slow for the one-minute first start). A test
-enrols the same seed both ways and compares the results.
+enrols the same seed both ways and compares the results. With a spare core (:mod:`.workers`) a
+worker process prepares half of the bulk enrolment rows and draws the sales plan meanwhile.
 
-The chain runs one of the published rule sets (``checkout.presets``; 王曲 by default) and has twelve
-months of sales up to ``today`` (:mod:`carecard.demo.sales`), written the same two ways. Members
-who joined before those months are taken to have made their qualifying purchase then (entry rule
-"card after one purchase"); those who join during them become members at their first purchase.
+The chain runs one of the published rule sets (``checkout.presets``; 王曲 by default), stored value
+with the policy's defaults and the demo's bonus tiers where the rules set none, and has twelve
+months of sales up to ``today`` (:mod:`carecard.demo.sales`) with points redemptions, vouchers
+used, top-ups and stored-value payments, written the same two ways. Members who joined before
+those months are taken to have made their qualifying purchase then (entry rule "card after one
+purchase"); those who join during them become members at their first purchase.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from carecard.core.names import pinyin_keys
 from carecard.core.roles import Role
 from carecard.demo import data as D
 from carecard.demo import sales as demo_sales
+from carecard.demo import workers
 from carecard.demo.people import (
     SHANGHAI,
     MemberSpec,
@@ -60,6 +64,7 @@ from carecard.demo.people import (
     group_store,
     member_specs,
 )
+from carecard.demo.workers import Background
 from carecard.loyalty.rules import matches
 from carecard.members import services as member_services
 from carecard.members.models import (
@@ -76,6 +81,7 @@ from carecard.members.models import (
     MemberStatus,
 )
 from carecard.members.validation import clean_member
+from carecard.wallet.models import TopupRule, WalletPolicy
 
 DEMO_TODAY = dt.date(2026, 10, 31)
 DEMO_PRESET = "wangqu"  # the member rules the demo chain runs (checkout.presets)
@@ -343,6 +349,10 @@ def _referral_code(index: int, seed: int) -> str:
     return "".join(chars)
 
 
+# (model, field names, database-ready rows) to insert, in order.
+_Tables = list[tuple[type[Model], list[str], list[tuple[Any, ...]]]]
+
+
 class BulkEnroller:
     """Writes enrolments in batches with the rows and values ``member_enrol`` would write.
 
@@ -386,8 +396,8 @@ class BulkEnroller:
                 best = best or zone
         return best
 
-    def _insert_members(self, members: list[Member]) -> None:
-        """INSERT the members as ``Model.save`` would store them (each field's own database
+    def _member_rows(self, members: list[Member]) -> list[tuple[Any, ...]]:
+        """The members as ``Model.save`` would store them (each field's own database
         preparation: encryption, JSON, dates), without the ORM's per-row SQL compilation."""
         now = timezone.now()
         rows = []
@@ -401,12 +411,7 @@ class BulkEnroller:
                     for field, attname, plain in self.member_fields
                 )
             )
-        _insert(Member, [field.name for field, _a, _p in self.member_fields], rows)
-        if connection.vendor == "postgresql":
-            # Explicit ids bypass the sequence: move it past them.
-            with connection.cursor() as cursor:
-                for sql in connection.ops.sequence_reset_sql(no_style(), [Member]):
-                    cursor.execute(sql)
+        return rows
 
     def _status(self, enrolled_at: dt.datetime) -> str:
         rule = self.policy.entry_rule
@@ -426,11 +431,45 @@ class BulkEnroller:
         created: dict[int, int],
     ) -> None:
         """Enrol a batch; ``created`` maps spec index → member id (referrers resolve there)."""
+        self.allocate(batch, created)
+        self.insert(self.prepare(batch, stores=stores, staff=staff, groups=groups, created=created))
+
+    def allocate(self, batch: Sequence[MemberSpec], created: dict[int, int]) -> None:
+        """Give the batch the next member ids, in order, in ``created``."""
+        for i, spec in enumerate(batch):
+            created[spec.index] = self.next_id + i
+        self.next_id += len(batch)
+
+    @staticmethod
+    def insert(tables: _Tables) -> None:
+        """Insert the rows :meth:`prepare` made (members first)."""
+        for model, fields, rows in tables:
+            _insert(model, fields, rows)
+        if connection.vendor == "postgresql":
+            # Explicit ids bypass the sequence: move it past them.
+            with connection.cursor() as cursor:
+                for sql in connection.ops.sequence_reset_sql(no_style(), [Member]):
+                    cursor.execute(sql)
+
+    def prepare(
+        self,
+        batch: Sequence[MemberSpec],
+        *,
+        stores: Sequence[Store],
+        staff: dict[str, Staff],
+        groups: Sequence[MemberGroup],
+        created: dict[int, int],
+    ) -> _Tables:
+        """The database-ready rows of a batch, the members under the ids :meth:`allocate` gave
+        them in ``created`` (referrers resolve there too). Reads nothing from the database, so a
+        worker process may prepare batches while this one inserts others."""
+        tables: _Tables = []
         members: list[Member] = []
         extras: list[tuple[MemberSpec, dict[str, bool], str]] = []
         for spec in batch:
             now = spec.enrolled_at
-            values, errors = clean_member(spec.data, today=timezone.localdate(now))
+            today = timezone.localdate(now)
+            values, errors = clean_member(spec.data, today=today)
             if errors:
                 raise ValidationFailed(errors)
             group = groups[spec.group] if spec.group is not None else None
@@ -442,9 +481,7 @@ class BulkEnroller:
             consents = {
                 p: values.pop(f"consent_{p}") for p in ("terms", "marketing", "health_data")
             }
-            valid_until = member_services.valid_until_for(
-                self.policy.validity_years, timezone.localdate(now)
-            )
+            valid_until = member_services.valid_until_for(self.policy.validity_years, today)
             store = stores[spec.store]
             status = self._status(now)
             member = Member(
@@ -472,13 +509,12 @@ class BulkEnroller:
                 valid_until=valid_until,
                 enrolled_at=now,
             )
-            # Ids are allocated here so a referrer enrolled in the same batch can be pointed at.
-            member.pk = self.next_id
-            self.next_id += 1
-            created[spec.index] = member.pk
+            # Ids are allocated beforehand so a referrer in the same batch can be pointed at.
+            member.pk = created[spec.index]
             members.append(member)
             extras.append((spec, consents, status))
-        self._insert_members(members)
+        fields = [field.name for field, _a, _p in self.member_fields]
+        tables.append((Member, fields, self._member_rows(members)))
 
         # The child rows (cards, consents, pinyin keys, audit entries: ~9 a member) are inserted
         # as plain rows; building 200 000 model instances would cost most of the demo's minute.
@@ -546,33 +582,40 @@ class BulkEnroller:
                     None,
                 )
             )
-        _insert(
-            Card,
-            ["number", "kind", "status", "issued_at", "issued_store", "fee", "note", "member"],
-            cards,
+        tables.append(
+            (
+                Card,
+                ["number", "kind", "status", "issued_at", "issued_store", "fee", "note", "member"],
+                cards,
+            )
         )
-        _insert(
-            Consent,
-            ["member", "purpose", "granted", "text_version", "channel", "at", "recorded_by"],
-            consent_rows,
+        tables.append(
+            (
+                Consent,
+                ["member", "purpose", "granted", "text_version", "channel", "at", "recorded_by"],
+                consent_rows,
+            )
         )
-        _insert(MemberSearchKey, ["member", "key"], keys)
-        _insert(
-            AuditEntry,
-            [
-                "at",
-                "actor",
-                "actor_label",
-                "terminal_id",
-                "action",
-                "member_id",
-                "store_id",
-                "target",
-                "detail",
-                "ip",
-            ],
-            audits,
+        tables.append((MemberSearchKey, ["member", "key"], keys))
+        tables.append(
+            (
+                AuditEntry,
+                [
+                    "at",
+                    "actor",
+                    "actor_label",
+                    "terminal_id",
+                    "action",
+                    "member_id",
+                    "store_id",
+                    "target",
+                    "detail",
+                    "ip",
+                ],
+                audits,
+            )
         )
+        return tables
 
 
 def _insert(model: type[Model], fields: list[str], rows: list[tuple[Any, ...]]) -> None:
@@ -659,12 +702,16 @@ def generate_demo(
     sales: bool = True,
     sales_months: int = 12,
     return_rate: float = demo_sales.RETURN_RATE,
+    wallet_share: float = demo_sales.WALLET_SHARE,
+    redeem_share: float = demo_sales.REDEEM_SHARE,
 ) -> dict[str, Any]:
     """Build the whole demo chain into an empty database; returns counts and timings.
 
     ``preset`` names the member rules the chain runs (``checkout.presets``; None keeps the
-    defaults); ``sales`` adds the ``sales_months`` of sales that end on ``today``. ``writer``
-    chooses the services or the bulk writers, for members and sales alike."""
+    defaults); ``sales`` adds the ``sales_months`` of sales that end on ``today``, with the
+    points redemptions of ``redeem_share`` of the members and the stored value of
+    ``wallet_share`` of them (:func:`demo_sales.plan_sales`). ``writer`` chooses the services
+    or the bulk writers, for members and sales alike."""
     if writer not in ("bulk", "service"):
         raise ValueError("writer must be 'bulk' or 'service'")
     if preset is not None and preset not in PRESETS:
@@ -681,6 +728,8 @@ def generate_demo(
             sales=sales,
             sales_months=sales_months,
             return_rate=return_rate,
+            wallet_share=wallet_share,
+            redeem_share=redeem_share,
         )
 
 
@@ -696,6 +745,8 @@ def _generate(
     sales: bool,
     sales_months: int,
     return_rate: float,
+    wallet_share: float,
+    redeem_share: float,
 ) -> dict[str, Any]:
     say = progress or (lambda _text: None)
     started = time.perf_counter()
@@ -706,6 +757,7 @@ def _generate(
         member_services.policy_get()
         if preset is not None:
             preset_load(preset)
+        _wallet_settings()
         stores, store_specs, staff = _build_chain(
             random.Random(f"carecard-demo-chain-{seed}"),
             n_stores,
@@ -738,13 +790,64 @@ def _generate(
     specs = member_specs(members, seed=seed, stores=store_specs, today=today, n_groups=len(groups))
     say(f"  会员资料已生成 (member profiles drawn, {time.perf_counter() - started:.1f} s)")
     created: dict[int, int] = {}  # spec index → member id; ids only, so any size fits
-    bulk = BulkEnroller(seed=seed, qualified_before=qualified_before) if writer == "bulk" else None
+    planning: Background[demo_sales.SalesPlan] | None = None
+    if sales:
+        # The plan is pure: a worker process draws it while this one enrols.
+        planning = Background(
+            _sales_planner(
+                specs,
+                store_specs,
+                seed=seed,
+                today=today,
+                months=sales_months,
+                return_rate=return_rate,
+                wallet_share=wallet_share,
+                redeem_share=redeem_share,
+            )
+        )
     last_report = time.perf_counter()
-    for batch in _chunks(specs, CHUNK if bulk else 500):
-        with transaction.atomic():
-            if bulk is not None:
-                bulk.write(batch, stores=stores, staff=staff, groups=groups, created=created)
-            else:
+
+    def report() -> None:
+        nonlocal last_report
+        if time.perf_counter() - last_report > 3 or len(created) == len(specs):
+            last_report = time.perf_counter()
+            say(f"  会员 {len(created)}/{len(specs)} ({last_report - started:.1f} s)")
+
+    if writer == "bulk":
+        bulk = BulkEnroller(seed=seed, qualified_before=qualified_before)
+        batches = list(_chunks(specs, CHUNK))
+        ids: dict[int, int] = {}
+        for batch in batches:
+            bulk.allocate(batch, ids)
+        # With a spare core a worker prepares the second half of the batches while this
+        # process prepares and inserts the first; the rows are inserted in order either way.
+        split = len(batches) // 2 if workers.available() else len(batches)
+        later = batches[split:]
+
+        def prepare(batch: Sequence[MemberSpec]) -> _Tables:
+            return bulk.prepare(batch, stores=stores, staff=staff, groups=groups, created=ids)
+
+        preparing = Background(lambda: [prepare(batch) for batch in later]) if later else None
+        try:
+            for batch in batches[:split]:
+                with transaction.atomic():
+                    bulk.insert(prepare(batch))
+                created.update((spec.index, ids[spec.index]) for spec in batch)
+                report()
+            if preparing is not None:
+                for batch, tables in zip(later, preparing.result(), strict=True):
+                    with transaction.atomic():
+                        bulk.insert(tables)
+                    created.update((spec.index, ids[spec.index]) for spec in batch)
+                    report()
+        except BaseException:
+            for job in (preparing, planning):
+                if job is not None:
+                    job.close()
+            raise
+    else:
+        for batch in _chunks(specs, 500):
+            with transaction.atomic():
                 _enrol_via_service(
                     batch,
                     stores=stores,
@@ -753,9 +856,7 @@ def _generate(
                     created=created,
                     qualified_before=qualified_before,
                 )
-        if time.perf_counter() - last_report > 3 or len(created) == len(specs):
-            last_report = time.perf_counter()
-            say(f"  会员 {len(created)}/{len(specs)} ({last_report - started:.1f} s)")
+            report()
 
     households = 0
     family = [(s.index, s.household_of) for s in specs if s.household_of is not None]
@@ -774,10 +875,8 @@ def _generate(
             member_services.household_add(household=household, member=people[created[index]])
 
     counts: dict[str, int] = {}
-    if sales:
-        plan = _sales_plan(
-            specs, store_specs, seed=seed, today=today, months=sales_months, return_rate=return_rate
-        )
+    if planning is not None:
+        plan = planning.result()
         say(
             f"  销售计划 {len(plan.sales)} 单、退货 {len(plan.returns)} 单 "
             f"(sales planned, {time.perf_counter() - started:.1f} s)"
@@ -806,11 +905,15 @@ def _generate(
         "sales": counts.get("sales", 0),
         "returns": counts.get("returns", 0),
         "points_expired": counts.get("points_expired", 0),
+        "redemptions": counts.get("redemptions", 0),
+        "coupon_uses": counts.get("coupon_uses", 0),
+        "topups": counts.get("topups", 0),
+        "stored_value_payments": counts.get("stored_value_payments", 0),
         "seconds": round(elapsed, 1),
     }
 
 
-def _sales_plan(
+def _sales_planner(
     specs: Sequence[MemberSpec],
     store_specs: Sequence[StoreSpec],
     *,
@@ -818,23 +921,54 @@ def _sales_plan(
     today: dt.date,
     months: int,
     return_rate: float,
-) -> demo_sales.SalesPlan:
+    wallet_share: float = demo_sales.WALLET_SHARE,
+    redeem_share: float = demo_sales.REDEEM_SHARE,
+) -> Callable[[], demo_sales.SalesPlan]:
     """The sales plan under the rules the chain now runs: its member days draw customers,
-    birthday discounts bring some in on the day, its expiry policy runs the expiry job."""
+    birthday discounts bring some in on the day, its expiry policy runs the expiry job. The
+    rules and the catalogue are read now; the returned function only computes."""
     rules = config.pricing_rules(None)
     member_days = [r.schedule for r in rules if r.kind == "member_day"]
-    return demo_sales.plan_sales(
-        specs,
-        demo_sales.catalogue(),
-        stores=store_specs,
-        seed=seed,
-        today=today,
-        months=months,
-        member_day=lambda day: any(matches(s, day) for s in member_days),
-        birthday_deals=any(r.kind == "birthday" for r in rules),
-        return_rate=return_rate,
-        expiry_policy=config.program().expiry_policy,
-    )
+    products = demo_sales.catalogue()
+    expiry_policy = config.program().expiry_policy
+
+    def plan() -> demo_sales.SalesPlan:
+        return demo_sales.plan_sales(
+            specs,
+            products,
+            stores=store_specs,
+            seed=seed,
+            today=today,
+            months=months,
+            member_day=lambda day: any(matches(s, day) for s in member_days),
+            birthday_deals=any(r.kind == "birthday" for r in rules),
+            return_rate=return_rate,
+            expiry_policy=expiry_policy,
+            wallet_share=wallet_share,
+            redeem_share=redeem_share,
+        )
+
+    return plan
+
+
+# Stored value (S-1, S-2) where the rules loaded leave it unset: the policy's defaults follow the
+# single-purpose prepaid card rules (named card ≤ 5 000 CNY, unregistered ≤ 1 000, bonus not
+# refundable), with the bonus tiers chains commonly run (充500送20 …).
+DEMO_TOPUP_TIERS = [
+    ("充500送20", Decimal("500.00"), Decimal("20.00")),
+    ("充1000送50", Decimal("1000.00"), Decimal("50.00")),
+    ("充2000送120", Decimal("2000.00"), Decimal("120.00")),
+]
+
+
+def _wallet_settings() -> None:
+    """The chain's stored-value settings for the demo: the policy saved with its defaults and
+    the demo's bonus tiers, unless the loaded rules brought their own."""
+    if not WalletPolicy.objects.exists():
+        WalletPolicy.objects.create()
+    if not TopupRule.objects.filter(active=True).exists():
+        for name, min_amount, bonus in DEMO_TOPUP_TIERS:
+            TopupRule.objects.create(name=name, min_amount=min_amount, bonus=bonus)
 
 
 def member_fingerprint() -> str:
