@@ -282,7 +282,6 @@ class Builder:
         from carecard.catalog.models import Product
         from carecard.chain.models import Store
         from carecard.checkout import config
-        from carecard.checkout.engine import Item
         from carecard.loyalty.rules import Member as PricingMember
 
         self.settings = config.settings_get()
@@ -321,19 +320,7 @@ class Builder:
         self.items: dict[str, Any] = {}
         self.products: list[tuple[str, int, str]] = []  # (sku, id, name) by index
         for p in Product.objects.filter(sku__startswith="BENCH-").order_by("pk"):
-            self.items[p.sku] = Item(
-                sku=p.sku,
-                name=p.name,
-                item_class=p.item_class,
-                category_ids=config.category_path(p.category_id),
-                shelf_price=p.shelf_price,
-                member_price=p.member_price,
-                is_special_price=p.is_special_price,
-                is_limited=p.is_limited,
-                is_promotional=p.is_promotional,
-                is_insurance_listed=p.is_insurance_listed,
-                contains_ephedrine=p.contains_ephedrine,
-            )
+            self.items[p.sku] = config.engine_item(p)
             self.products.append((p.sku, p.pk, p.name))
         if not self.products:
             raise SystemExit("history: the benchmark catalogue (BENCH-*) is missing")

@@ -14,7 +14,7 @@ from typing import Any
 
 from carecard.catalog.models import Category, Product
 from carecard.chain.models import Store
-from carecard.checkout.engine import DiscountRule, PricingPolicy
+from carecard.checkout.engine import DiscountRule, Item, PricingPolicy
 from carecard.checkout.models import CheckoutSettings, SpendBenefit
 from carecard.coupons.models import PurchaseRule
 from carecard.loyalty.config import earning_rule as _earning_rule
@@ -102,6 +102,24 @@ def products(skus: set[str]) -> dict[str, Product]:
             _cache[("product", sku)] = (now, product)
             found[sku] = product
     return found
+
+
+def engine_item(p: Product) -> Item:
+    """A catalogue product as the pricing engine sees it (the till, the demo and the
+    benchmark's history all price through this)."""
+    return Item(
+        sku=p.sku,
+        name=p.name,
+        item_class=p.item_class,
+        category_ids=category_path(p.category_id),
+        shelf_price=p.shelf_price,
+        member_price=p.member_price,
+        is_special_price=p.is_special_price,
+        is_limited=p.is_limited,
+        is_promotional=p.is_promotional,
+        is_insurance_listed=p.is_insurance_listed,
+        contains_ephedrine=p.contains_ephedrine,
+    )
 
 
 def category_path(category_id: int) -> tuple[int, ...]:

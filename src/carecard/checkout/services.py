@@ -170,19 +170,7 @@ def _engine_lines(basket: Basket) -> list[Line]:
     out = []
     for line, p in zip(basket.lines, basket.products, strict=True):
         if p.sku not in items:
-            items[p.sku] = Item(
-                sku=p.sku,
-                name=p.name,
-                item_class=p.item_class,
-                category_ids=config.category_path(p.category_id),
-                shelf_price=p.shelf_price,
-                member_price=p.member_price,
-                is_special_price=p.is_special_price,
-                is_limited=p.is_limited,
-                is_promotional=p.is_promotional,
-                is_insurance_listed=p.is_insurance_listed,
-                contains_ephedrine=p.contains_ephedrine,
-            )
+            items[p.sku] = config.engine_item(p)
         out.append(Line(items[p.sku], line.quantity))
     return out
 

@@ -1660,19 +1660,7 @@ class BulkSalesWriter:
         self.product_ids: dict[str, int] = {}
         for p in Product.objects.order_by("pk"):
             self.product_ids[p.sku] = p.pk
-            self.items[p.sku] = Item(
-                sku=p.sku,
-                name=p.name,
-                item_class=p.item_class,
-                category_ids=config.category_path(p.category_id),
-                shelf_price=p.shelf_price,
-                member_price=p.member_price,
-                is_special_price=p.is_special_price,
-                is_limited=p.is_limited,
-                is_promotional=p.is_promotional,
-                is_insurance_listed=p.is_insurance_listed,
-                contains_ephedrine=p.contains_ephedrine,
-            )
+            self.items[p.sku] = config.engine_item(p)
         self.rules: dict[int | None, Any] = {}
         self.members: dict[int, _MemberState] = {
             pk: _MemberState(pk, status, birthday, is_lunar, lunar, real_named=bool(real))
