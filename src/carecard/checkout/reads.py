@@ -17,6 +17,7 @@ from django.utils import timezone
 from carecard.catalog.models import Product
 from carecard.checkout import config
 from carecard.checkout.models import MemberStats
+from carecard.core import sqlrows
 from carecard.core.sqlrows import Shape
 from carecard.loyalty.models import MemberTier, PointsAccount, PointsLot, Tier
 from carecard.members.models import Member
@@ -92,9 +93,9 @@ def member_for_sale(
             connection.ops.adapt_datetimefield_value(available_at),
         ]
     params.append(member_id)
-    with connection.cursor() as cursor:
-        cursor.execute(_member_sql(connection.vendor, available_at is not None), params)
-        row = cursor.fetchone()
+    cursor = sqlrows.cursor()
+    cursor.execute(_member_sql(connection.vendor, available_at is not None), params)
+    row = cursor.fetchone()
     if row is None:
         return None, None
     member = member_shape.build(row)
@@ -132,9 +133,9 @@ def products_by_sku(skus: set[str]) -> dict[str, Product]:
     if not skus:
         return {}
     ordered = sorted(skus)
-    with connection.cursor() as cursor:
-        cursor.execute(_products_sql(connection.vendor, len(ordered)), ordered)
-        rows = cursor.fetchall()
+    cursor = sqlrows.cursor()
+    cursor.execute(_products_sql(connection.vendor, len(ordered)), ordered)
+    rows = cursor.fetchall()
     products = (_product.build(row) for row in rows)
     return {p.sku: p for p in products if p is not None}
 
@@ -154,7 +155,7 @@ def _stats_sql(vendor: str) -> str:
 
 def stats_for_update(member_id: int) -> MemberStats | None:
     """The member's aggregates, locked (inside the sale's transaction), or None."""
-    with connection.cursor() as cursor:
-        cursor.execute(_stats_sql(connection.vendor), [member_id])
-        row = cursor.fetchone()
+    cursor = sqlrows.cursor()
+    cursor.execute(_stats_sql(connection.vendor), [member_id])
+    row = cursor.fetchone()
     return _stats.build(row) if row is not None else None

@@ -94,22 +94,22 @@ def record(
     table = IdempotencyRecord._meta.db_table
     field = IdempotencyRecord._meta.get_field("response")
     conn = sqlrows.db()
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (scope, key, operation, request_hash, status_code, response,"  # noqa: S608
-            " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (scope, key) DO NOTHING RETURNING id",
-            [
-                scope,
-                key,
-                operation,
-                digest,
-                status_code,
-                field.get_db_prep_save(response, conn),
-                timezone.now(),
-            ],
-        )
-        return cursor.fetchone() is not None
+    cursor = sqlrows.cursor()
+    cursor.execute(
+        f"INSERT INTO {table} (scope, key, operation, request_hash, status_code, response,"  # noqa: S608
+        " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (scope, key) DO NOTHING RETURNING id",
+        [
+            scope,
+            key,
+            operation,
+            digest,
+            status_code,
+            field.get_db_prep_save(response, conn),
+            timezone.now(),
+        ],
+    )
+    return cursor.fetchone() is not None
 
 
 def store(record: IdempotencyRecord, *, response: dict[str, Any], status_code: int = 200) -> None:

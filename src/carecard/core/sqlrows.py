@@ -11,7 +11,9 @@ else stays in the ORM.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -56,14 +58,105 @@ def _insert_sql(model: type[Model], vendor: str, rows: int) -> str:
     return sql
 
 
+@cache
+def _relations(model: type[Model]) -> tuple[Field, ...]:
+    return tuple(f for f in _insert_fields(model) if f.is_relation)
+
+
 def _link_parents(obj: Model, fields: Sequence[Field]) -> None:
     """A foreign key given as an object saved after this one was built (a discount's line):
     take its primary key now, as ``save`` does."""
     for f in fields:
-        if f.is_relation and getattr(obj, f.attname) is None and f.is_cached(obj):
+        if getattr(obj, f.attname) is None and f.is_cached(obj):
             parent = f.get_cached_value(obj)
             if parent is not None:
                 setattr(obj, f.attname, parent.pk)
+
+
+_INTEGERS = frozenset(
+    {
+        "IntegerField",
+        "BigIntegerField",
+        "SmallIntegerField",
+        "PositiveIntegerField",
+        "PositiveSmallIntegerField",
+        "PositiveBigIntegerField",
+    }
+)
+_AUTO = frozenset({"AutoField", "BigAutoField", "SmallAutoField"})
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _shortcut(field: Field, vendor: str, ops: Any) -> tuple[type, Callable[[Any], Any]] | None:
+    """What ``get_db_prep_save`` comes down to for a value of one plain type: the type and the
+    one adaptation left (often none). Other types, and fields not listed, take the full path.
+    ``test_sqlrows`` checks each shortcut against the full path on both backends."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return None  # pre_save stamps these
+    if field.is_relation:
+        if not field.many_to_one:
+            return None
+        field = field.target_field  # a foreign key saves its target's value
+    kind = field.get_internal_type()
+    if kind in _INTEGERS:
+        adapt = ops.adapt_integerfield_value
+        return int, lambda v: adapt(v, kind)
+    if kind in _AUTO:
+        return int, _identity
+    if kind in ("CharField", "TextField"):
+        return str, _identity
+    if kind == "BooleanField":
+        return bool, _identity
+    if kind == "DecimalField":
+        return Decimal, _identity  # finite Decimals pass unchanged on every backend
+    if kind == "DateField":
+        return dt.date, _identity if vendor == "postgresql" else ops.adapt_datefield_value
+    if kind == "DateTimeField" and vendor == "postgresql":
+        return dt.datetime, _identity  # aware only: checked where used
+    return None
+
+
+@cache
+def _preparers(model: type[Model], vendor: str) -> tuple[tuple[Any, ...], ...]:
+    ops = connections[DEFAULT_DB_ALIAS].ops
+    out = []
+    for f in _insert_fields(model):
+        short = _shortcut(f, vendor, ops)
+        out.append((f, f.attname, *(short or (None, None))))
+    return tuple(out)
+
+
+def _values(obj: Model, preparers: tuple[tuple[Any, ...], ...], conn: Any) -> list[Any]:
+    """The row's parameters, as ``f.get_db_prep_save(f.pre_save(obj, True), conn)`` per
+    field — taking the shortcut where the value's type allows."""
+    d = obj.__dict__
+    out = []
+    for f, attname, kind, adapt in preparers:
+        v = d.get(attname)
+        if v is None and kind is not None:
+            out.append(None)
+        elif kind is not None and type(v) is kind and (kind is not dt.datetime or v.tzinfo):
+            out.append(adapt(v))
+        else:
+            out.append(f.get_db_prep_save(f.pre_save(obj, True), conn))
+    return out
+
+
+def cursor() -> Any:
+    """A cursor for the hot path's statements, kept on the connection and reused: Django
+    wraps a new one per ``connection.cursor()``, and a sale runs a dozen statements. A new
+    one is made when the connection is new or queries are being logged."""
+    conn = db()
+    conn.ensure_connection()
+    kept = getattr(conn, "_sqlrows_cursor", None)
+    if kept is not None and kept[0] is conn.connection and kept[1] == conn.queries_logged:
+        return kept[2]
+    wrapped = conn.cursor()
+    conn._sqlrows_cursor = (conn.connection, conn.queries_logged, wrapped)
+    return wrapped
 
 
 def insert(objs: Sequence[Model]) -> None:
@@ -73,15 +166,16 @@ def insert(objs: Sequence[Model]) -> None:
         return
     model = type(objs[0])
     conn = db()
-    fields = _insert_fields(model)
+    fields = _relations(model)
+    preparers = _preparers(model, conn.vendor)
     params: list[Any] = []
     for obj in objs:
         _link_parents(obj, fields)
-        params.extend(f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields)
+        params += _values(obj, preparers, conn)
     sql = _insert_sql(model, conn.vendor, len(objs))
-    with conn.cursor() as cursor:
-        cursor.execute(sql, params)
-        ids = cursor.fetchall() if isinstance(model._meta.pk, AutoField) else None
+    cur = cursor()
+    cur.execute(sql, params)
+    ids = cur.fetchall() if isinstance(model._meta.pk, AutoField) else None
     for i, obj in enumerate(objs):
         if ids is not None:
             obj.pk = ids[i][0]
@@ -104,8 +198,7 @@ def update(obj: Model, names: Sequence[str]) -> None:
     fields = [meta.get_field(n) for n in names]
     params = [f.get_db_prep_save(f.pre_save(obj, False), conn) for f in fields]
     params.append(meta.pk.get_db_prep_save(obj.pk, conn))
-    with conn.cursor() as cursor:
-        cursor.execute(_update_sql(type(obj), conn.vendor, tuple(names)), params)
+    cursor().execute(_update_sql(type(obj), conn.vendor, tuple(names)), params)
 
 
 class Shape:

@@ -13,6 +13,7 @@ from functools import cache
 from django.db import connection
 from django.db.transaction import TransactionManagementError
 
+from carecard.core import sqlrows
 from carecard.core.sqlrows import Shape
 from carecard.loyalty.models import PointsAccount
 
@@ -50,9 +51,9 @@ def _locked(ids: list[int]) -> list[PointsAccount]:
     # Prepared SQL (core.sqlrows): every sale to a member takes this lock.
     if not connection.in_atomic_block:
         raise TransactionManagementError("lock_accounts needs a transaction")
-    with connection.cursor() as cursor:
-        cursor.execute(_locked_sql(connection.vendor, len(ids)), ids)
-        rows = cursor.fetchall()
+    cursor = sqlrows.cursor()
+    cursor.execute(_locked_sql(connection.vendor, len(ids)), ids)
+    rows = cursor.fetchall()
     return [a for a in (_account.build(row) for row in rows) if a is not None]
 
 

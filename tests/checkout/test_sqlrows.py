@@ -1,0 +1,120 @@
+"""core.sqlrows: the sale path's rows go to the database exactly as the ORM would send them,
+and its kept cursor follows the connection and query logging."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from carecard.checkout import services
+from carecard.checkout.models import MemberStats, Sale, SaleDiscount, SaleLine, SaleTender
+from carecard.checkout.services import LineIn
+from carecard.core import sqlrows
+from carecard.loyalty.models import PointsEntry, PointsLot
+from tests.checkout.test_commit import PLAIN_DAY, cash, commit
+from tests.factories import make_member
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+
+
+def _full(obj):
+    """What ``save`` sends for each inserted column."""
+    conn = sqlrows.db()
+    fields = sqlrows._insert_fields(type(obj))
+    return [f.get_db_prep_save(f.pre_save(obj, True), conn) for f in fields]
+
+
+def _differ(model, a, b):
+    """The columns whose values differ in value or type: psycopg picks the parameter's SQL
+    type from the Python type (Django wraps integers as Int2/Int4/Int8 on PostgreSQL)."""
+    fields = sqlrows._insert_fields(model)
+    return [
+        (f.attname, x, y)
+        for f, x, y in zip(fields, a, b, strict=True)
+        # Jsonb wrappers compare by identity: compare what they wrap
+        if (getattr(x, "obj", x) != getattr(y, "obj", y) or type(x) is not type(y))
+        # stamped anew by each pre_save: both paths take the ORM's
+        and not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))
+    ]
+
+
+def test_every_row_of_a_sale_is_prepared_as_the_orm_does(store, catalog, wangqu):
+    member = make_member(store, name="王秀英")
+    basket = [LineIn("P-VITC", 2), LineIn("P-COLD", 1), LineIn("P-SPEC", 3)]
+    net = services.sale_quote(
+        store_id=store.pk, member_id=member.pk, lines=basket, at=PLAIN_DAY
+    ).basket.net
+    commit(store, member, basket, [cash(str(net))], key="rows")
+    rows = [
+        *Sale.objects.all(),
+        *SaleLine.objects.all(),
+        *SaleDiscount.objects.all(),
+        *SaleTender.objects.all(),
+        *PointsEntry.objects.all(),
+        *PointsLot.objects.all(),
+        *MemberStats.objects.all(),
+    ]
+    assert {type(r) for r in rows} == {
+        Sale,
+        SaleLine,
+        SaleDiscount,
+        SaleTender,
+        PointsEntry,
+        PointsLot,
+        MemberStats,
+    }
+    conn = sqlrows.db()
+    short = 0
+    for row in rows:
+        preparers = sqlrows._preparers(type(row), conn.vendor)
+        assert _differ(type(row), sqlrows._values(row, preparers, conn), _full(row)) == []
+        short += sum(1 for p in preparers if p[2] is not None)
+    assert short > 40  # the shortcuts are really taken
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value"),
+    [
+        (Sale, "points_earned", 7),
+        (Sale, "points_balance", None),
+        (Sale, "member_id", 12),
+        (Sale, "receipt_no", "R-1"),
+        (Sale, "offline", True),
+        (Sale, "net_total", D("12.30")),
+        (Sale, "business_date", dt.date(2026, 2, 25)),
+        (Sale, "at", PLAIN_DAY),
+        (Sale, "at", PLAIN_DAY.astimezone(dt.timezone(dt.timedelta(hours=8)))),
+        (Sale, "explanation", {"text": "1 元 1 分"}),
+        (PointsLot, "expires_on", None),
+        (SaleTender, "amount", 5),  # not a Decimal: the full path
+        (SaleLine, "quantity", True),  # a bool where an int belongs: the full path
+    ],
+)
+def test_each_shortcut_matches_the_full_preparation(model, field, value):
+    conn = sqlrows.db()
+    obj = model(**{field: value})
+    preparers = sqlrows._preparers(model, conn.vendor)
+    assert _differ(model, sqlrows._values(obj, preparers, conn), _full(obj)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_cursor_is_reused_and_renewed_with_the_connection():
+    first = sqlrows.cursor()
+    assert sqlrows.cursor() is first
+    with CaptureQueriesContext(connection) as ctx:
+        logged = sqlrows.cursor()
+        logged.execute("SELECT 1")
+    assert logged is not first
+    assert len(ctx.captured_queries) == 1  # statements on the kept cursor are still counted
+    connection.close()
+    renewed = sqlrows.cursor()
+    assert renewed is not first
+    assert renewed is not logged
+    renewed.execute("SELECT 1")
+    assert renewed.fetchone()[0] == 1
