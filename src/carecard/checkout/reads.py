@@ -19,6 +19,7 @@ from carecard.checkout import config
 from carecard.checkout.models import MemberStats
 from carecard.core import sqlrows
 from carecard.core.sqlrows import Shape
+from carecard.loyalty.locks import lock_account
 from carecard.loyalty.models import MemberTier, PointsAccount, PointsLot, Tier
 from carecard.members.models import Member
 
@@ -159,3 +160,33 @@ def stats_for_update(member_id: int) -> MemberStats | None:
     cursor.execute(_stats_sql(connection.vendor), [member_id])
     row = cursor.fetchone()
     return _stats.build(row) if row is not None else None
+
+
+@cache
+def _account_and_stats_sql(vendor: str) -> str:
+    q = connection.ops.quote_name
+    account, stats = _shapes()[2:]
+    sql = (
+        f"SELECT {account.columns('a')}, {stats.columns('s')}"  # noqa: S608
+        f" FROM {q(PointsAccount._meta.db_table)} a"
+        f" JOIN {q(MemberStats._meta.db_table)} s ON s.{q('member_id')} = a.{q('member_id')}"
+        f" WHERE a.{q('member_id')} = %s"
+    )
+    # Both rows locked: a sale that waited here for another till's sale to the same member
+    # then reads both rows as that sale left them (PostgreSQL re-reads locked rows only).
+    return sql + " FOR UPDATE" if connection.features.has_select_for_update else sql
+
+
+def lock_account_and_stats(member_id: int) -> tuple[PointsAccount, MemberStats | None]:
+    """The member's points account and aggregates, locked in that order, in one statement
+    (inside the sale's transaction). A member's first sale, with no aggregates yet, takes the
+    two statements of ``lock_account`` and ``stats_for_update``."""
+    account_shape, stats_shape = _shapes()[2:]
+    cursor = sqlrows.cursor()
+    cursor.execute(_account_and_stats_sql(connection.vendor), [member_id])
+    row = cursor.fetchone()
+    if row is None:
+        return lock_account(member_id), stats_for_update(member_id)
+    account = account_shape.build(row)
+    assert account is not None
+    return account, stats_shape.build(row, account_shape.width)

@@ -383,10 +383,21 @@ class CommitResult:
 _STATS_FIELDS = [f.attname for f in MemberStats._meta.concrete_fields if not f.primary_key]
 
 
+_READ_NOW: Any = object()
+
+
 def _stats_add(
-    member_id: int, *, at: dt.datetime, store_id: int, amount: Decimal, visit: int
+    member_id: int,
+    *,
+    at: dt.datetime,
+    store_id: int,
+    amount: Decimal,
+    visit: int,
+    locked: MemberStats | None = _READ_NOW,
 ) -> MemberStats:
-    stats = reads.stats_for_update(member_id)
+    """Add a sale (``visit`` 1) or a return (``amount`` negative, ``visit`` 0) to the member's
+    aggregates; ``locked`` is the row as already read under lock (None: the member has none)."""
+    stats = reads.stats_for_update(member_id) if locked is _READ_NOW else locked
     created = stats is None
     if stats is None:
         stats = MemberStats(member_id=member_id)
@@ -571,22 +582,25 @@ def _commit_writes(
     member_id = basket.member.pk if basket.member else None
     store_id = basket.store.pk
     with transaction.atomic(durable=True):
-        account = lock_account(basket.member.pk) if basket.member else None
+        account, locked_stats = None, None
+        if basket.member is not None:
+            account, locked_stats = reads.lock_account_and_stats(basket.member.pk)
         # The sale is written once with its points: spending either succeeds in full or the
         # whole transaction is refused.
         spent = sum(t.points for t in checked if t.kind == TenderKind.POINTS)
         earned = earning.total if account is not None and earning and earning.total > 0 else 0
-        sale = Sale(
+        sale = sqlrows.new(
+            Sale,
             points_earned=earned,
             points_spent=spent,
             points_balance=account.balance - spent + earned if account is not None else None,
             explanation={"text": earning.text} if earning else {},
             receipt_no=receipt_no or _receipt_no(basket.store, at),
             kind=SaleKind.SALE,
-            member=basket.member,
-            store=basket.store,
+            member_id=member_id,
+            store_id=store_id,
             terminal_id=terminal_id,
-            staff=staff,
+            staff_id=staff.pk if staff is not None else None,
             at=at,
             business_date=day,
             offline=offline,
@@ -640,11 +654,12 @@ def _commit_writes(
         line_rows = []
         for pl in priced.lines:
             line_rows.append(
-                SaleLine(
-                    sale=sale,
+                sqlrows.new(
+                    SaleLine,
+                    sale_id=sale.pk,
                     member_id=member_id,
                     line_no=pl.index + 1,
-                    product=basket.products[pl.index],
+                    product_id=basket.products[pl.index].pk,
                     sku=pl.item.sku,
                     name=pl.item.name,
                     quantity=pl.quantity,
@@ -661,8 +676,9 @@ def _commit_writes(
             )
         sqlrows.insert(line_rows)
         discount_rows = [
-            SaleDiscount(
-                line=line_rows[pl.index],
+            sqlrows.new(
+                SaleDiscount,
+                line_id=line_rows[pl.index].pk,
                 member_id=member_id,
                 kind=d.kind,
                 rule_ref=str(d.rule_id or ""),
@@ -679,8 +695,9 @@ def _commit_writes(
         sqlrows.insert(discount_rows)
         sqlrows.insert(
             [
-                SaleTender(
-                    sale=sale,
+                sqlrows.new(
+                    SaleTender,
+                    sale_id=sale.pk,
                     member_id=member_id,
                     kind=t.kind,
                     amount=t.amount,
@@ -736,7 +753,12 @@ def _commit_writes(
         tier_name = None
         if basket.member is not None and account is not None:
             stats = _stats_add(
-                basket.member.pk, at=at, store_id=store_id, amount=priced.net, visit=1
+                basket.member.pk,
+                at=at,
+                store_id=store_id,
+                amount=priced.net,
+                visit=1,
+                locked=locked_stats,
             )
             issued += _spend_benefits(
                 basket.member, stats, amount=priced.net, at=at, ref=ref, actor=staff

@@ -18,7 +18,8 @@ from functools import cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import AutoField, Field, Model
+from django.db.models import AutoField, Field, Model, signals
+from django.db.models.base import ModelState
 
 Converter = Callable[[Any, Any, Any], Any]
 
@@ -145,6 +146,45 @@ def _values(obj: Model, preparers: tuple[tuple[Any, ...], ...], conn: Any) -> li
     return out
 
 
+@cache
+def _all_fields(model: type[Model]) -> tuple[tuple[str, Field], ...]:
+    return tuple((f.attname, f) for f in model._meta.concrete_fields)
+
+
+def _instance[M: Model](model: type[M], attnames: Sequence[str], values: Sequence[Any]) -> M:
+    """What ``model(*values)`` builds, without the constructor's per-field ``setattr``:
+    the values go straight into the instance's ``__dict__``. Only for models nobody listens
+    to at construction (``pre_init`` / ``post_init``); others take the constructor."""
+    if _has_init_listeners(model):
+        return model(**dict(zip(attnames, values, strict=True)))
+    obj = model.__new__(model)
+    obj.__dict__.update(zip(attnames, values, strict=True))
+    obj._state = ModelState()
+    return obj
+
+
+@cache
+def _has_init_listeners(model: type[Model]) -> bool:
+    return signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model)
+
+
+def new[M: Model](model: type[M], **values: Any) -> M:
+    """``model(**values)`` for a row about to be inserted, given by column (``sale_id``, not
+    ``sale``): the same instance, without the constructor's per-field lookups and relation
+    descriptors; fields not given take their defaults."""
+    attnames, args = [], []
+    for attname, f in _all_fields(model):
+        v = values.pop(attname, _MISSING)
+        attnames.append(attname)
+        args.append(f.get_default() if v is _MISSING else v)
+    if values:
+        raise TypeError(f"{model.__name__} has no column {', '.join(values)}")
+    return _instance(model, attnames, args)
+
+
+_MISSING = object()
+
+
 def cursor() -> Any:
     """A cursor for the hot path's statements, kept on the connection and reused: Django
     wraps a new one per ``connection.cursor()``, and a sale runs a dozen statements. A new
@@ -240,6 +280,11 @@ class Shape:
         for i, convs, col in self._converters_for(conn):
             for conv in convs:
                 values[i] = conv(values[i], col, conn)
-        if self._whole:
-            return self.model.from_db(conn.alias, None, values)
-        return self.model.from_db(conn.alias, self.names, values)
+        if _has_init_listeners(self.model):
+            return self.model.from_db(conn.alias, None if self._whole else self.names, values)
+        # Columns not selected are absent from the instance and load on first access, as
+        # with ``only()``.
+        obj = _instance(self.model, self.names, values)
+        obj._state.adding = False
+        obj._state.db = conn.alias
+        return obj

@@ -65,13 +65,21 @@ def _entry(
     account: PointsAccount, *, kind: str, points: int, at: dt.datetime, **fields: Any
 ) -> PointsEntry:
     account.balance += points
-    entry = PointsEntry(
+    columns = {}
+    for name, value in fields.items():
+        field = PointsEntry._meta.get_field(name)
+        if field.is_relation and name != field.attname:
+            columns[field.attname] = value.pk if value is not None else None
+        else:
+            columns[name] = value
+    entry = sqlrows.new(
+        PointsEntry,
         member_id=account.pk,
         kind=kind,
         points=points,
         balance_after=account.balance,
         at=at,
-        **fields,
+        **columns,
     )
     sqlrows.insert([entry])
     return entry
@@ -155,9 +163,10 @@ def points_earn(
     )
     repay = min(account.debt, points)
     account.debt -= repay
-    lot = PointsLot(
+    lot = sqlrows.new(
+        PointsLot,
         member_id=account.pk,
-        entry=entry,
+        entry_id=entry.pk,
         earned_at=at,
         available_at=at + dt.timedelta(days=program.pending_days),
         expires_on=lot_expires_on(
