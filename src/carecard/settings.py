@@ -84,6 +84,8 @@ TEMPLATES = [
 _default_sqlite = f"sqlite:///{VAR_DIR / 'carecard.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", _default_sqlite))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Writers queue on a file lock instead of SQLite's sleeping busy handler (core/sqlite).
+    DATABASES["default"]["ENGINE"] = "carecard.core.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of deadlocking.
         "transaction_mode": "IMMEDIATE",
