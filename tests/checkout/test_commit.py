@@ -319,3 +319,29 @@ def test_quote_runs_one_statement(store, member, catalog, wangqu, django_assert_
         services.sale_quote(store_id=store.pk, member_id=member.pk, lines=lines, at=PLAIN_DAY)
     with django_assert_max_num_queries(1):
         services.sale_quote(store_id=store.pk, member_id=member.pk, lines=lines, at=PLAIN_DAY)
+
+
+def test_a_receipt_number_the_store_already_has_is_a_conflict_naming_the_field(
+    store, member, catalog, wangqu
+):
+    commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")], key="k1", receipt_no="POS-42")
+    with pytest.raises(Conflict) as caught:
+        commit(store, member, [LineIn("P-COLD", 1)], [cash("24.50")], key="k2", receipt_no="POS-42")
+    assert caught.value.code == "receipt_taken"
+    assert [(e.field, e.code) for e in caught.value.errors] == [("receipt_no", "duplicate")]
+    assert Sale.objects.count() == 1
+    assert PointsEntry.objects.count() == 1
+    assert not IdempotencyRecord.objects.filter(key="k2").exists()
+
+
+def test_a_drawn_receipt_number_that_clashes_is_drawn_again(
+    store, member, catalog, wangqu, monkeypatch
+):
+    draws = iter(["AAAAAAAA", "AAAAAAAA", "BBBBBBBB"])
+    monkeypatch.setattr(services.secrets, "token_hex", lambda n: next(draws))
+    first = commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")], key="k1")
+    second = commit(store, None, [LineIn("P-COLD", 1)], [cash("25.00")], key="k2")
+    assert first.sale.receipt_no.endswith("-AAAAAAAA")
+    assert second.sale.receipt_no.endswith("-BBBBBBBB")  # the clash rolled back and drew again
+    assert second.sale.receipt_no[:-8] == first.sale.receipt_no[:-8]  # same store, same second
+    assert Sale.objects.count() == 2
