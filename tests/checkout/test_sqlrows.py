@@ -7,14 +7,14 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from carecard.checkout import services
 from carecard.checkout.models import MemberStats, Sale, SaleDiscount, SaleLine, SaleTender
 from carecard.checkout.services import LineIn
 from carecard.core import sqlrows
-from carecard.loyalty.models import PointsEntry, PointsLot
+from carecard.loyalty.models import PointsAccount, PointsEntry, PointsLot
 from tests.checkout.test_commit import PLAIN_DAY, cash, commit
 from tests.factories import make_member
 
@@ -118,3 +118,42 @@ def test_the_kept_cursor_is_reused_and_renewed_with_the_connection():
     assert renewed is not logged
     renewed.execute("SELECT 1")
     assert renewed.fetchone()[0] == 1
+
+
+def test_deferred_writes_go_out_before_the_next_statement(store, catalog, wangqu):
+    member = make_member(store, name="李建国")
+    commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")], key="first")
+    conn = sqlrows.db()
+    pg = conn.vendor == "postgresql"
+    with transaction.atomic(), sqlrows.deferred():
+        account = PointsAccount.objects.get(pk=member.pk)
+        account.balance += 5
+        sqlrows.update(account, ["balance"])
+        held = list(getattr(conn, "_sqlrows_pending", None) or [])
+        # PostgreSQL holds the UPDATE; SQLite has no round trips to save and sends it at once.
+        assert len(held) == (1 if pg else 0)
+        # Any other statement sends what is held first, so it reads the new balance.
+        assert PointsAccount.objects.get(pk=member.pk).balance == account.balance
+        assert not getattr(conn, "_sqlrows_pending", None)
+    assert getattr(conn, "_sqlrows_pending", None) is None
+
+
+def test_a_failing_held_write_fails_the_block_as_a_django_error(store, catalog, wangqu):
+    member = make_member(store, name="赵敏")
+    first = commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")], key="first")
+    clash = sqlrows.new(
+        Sale,
+        id=first.sale.pk + 1000,
+        receipt_no=first.sale.receipt_no,  # the store already has it
+        kind="sale",
+        member_id=member.pk,
+        store_id=store.pk,
+        at=first.sale.at,
+        business_date=first.sale.business_date,
+        original_total=D("1.00"),
+        discount_total=D("0.00"),
+        net_total=D("1.00"),
+    )
+    with pytest.raises(IntegrityError), transaction.atomic(), sqlrows.deferred():
+        sqlrows.insert([clash])
+    assert Sale.objects.count() == 1

@@ -609,16 +609,20 @@ def _commit_writes(
 ) -> tuple[Sale, dict[str, Any]]:
     member_id = basket.member.pk if basket.member else None
     store_id = basket.store.pk
-    with transaction.atomic(durable=True):
-        account, locked_stats = None, None
+    # The writes that wait for no answer go out together (PostgreSQL: one round trip).
+    with transaction.atomic(durable=True), sqlrows.deferred():
+        account, locked_stats, ids = None, None, None
         if basket.member is not None:
-            account, locked_stats = reads.lock_account_and_stats(basket.member.pk)
+            account, locked_stats, ids = reads.lock_account_and_stats(
+                basket.member.pk, draw_for_lines=len(priced.lines)
+            )
         # The sale is written once with its points: spending either succeeds in full or the
         # whole transaction is refused.
         spent = sum(t.points for t in checked if t.kind == TenderKind.POINTS)
         earned = earning.total if account is not None and earning and earning.total > 0 else 0
         sale = sqlrows.new(
             Sale,
+            id=ids.sale if ids else None,
             points_earned=earned,
             points_spent=spent,
             points_balance=account.balance - spent + earned if account is not None else None,
@@ -684,6 +688,7 @@ def _commit_writes(
             line_rows.append(
                 sqlrows.new(
                     SaleLine,
+                    id=ids.lines[pl.index] if ids else None,
                     sale_id=sale.pk,
                     member_id=member_id,
                     line_no=pl.index + 1,
@@ -720,7 +725,7 @@ def _commit_writes(
             for d in pl.discounts
             if d.amount > 0
         ]
-        sqlrows.insert(discount_rows)
+        sqlrows.insert(discount_rows, ids=False)
         sqlrows.insert(
             [
                 sqlrows.new(
@@ -733,7 +738,8 @@ def _commit_writes(
                     reference=t.reference,
                 )
                 for t in checked
-            ]
+            ],
+            ids=False,
         )
         if earned:
             assert account is not None
@@ -747,6 +753,7 @@ def _commit_writes(
                 reason=earning.rule_label,
                 explanation={"text": earning.text, "lines": [ln.text for ln in earning.lines]},
                 program=program,
+                entry_id=ids.entry if ids else None,
             )
         issued = []
         if earned and config.has_ladder():

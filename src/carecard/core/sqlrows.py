@@ -12,7 +12,8 @@ else stays in the ORM.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -36,26 +37,25 @@ def db() -> Any:
 
 
 @cache
-def _insert_fields(model: type[Model]) -> tuple[Field, ...]:
+def _insert_fields(model: type[Model], with_pk: bool = False) -> tuple[Field, ...]:
     # Like bulk_create for rows without a primary key: every concrete column but the
-    # auto-increment id, which the database returns.
+    # auto-increment id, which the database returns — unless the rows bring theirs.
     return tuple(
         f
         for f in model._meta.concrete_fields
-        if not isinstance(f, AutoField) and not getattr(f, "generated", False)
+        if (with_pk or not isinstance(f, AutoField)) and not getattr(f, "generated", False)
     )
 
 
 @cache
-def _insert_sql(model: type[Model], vendor: str, rows: int) -> str:
-    fields = _insert_fields(model)
+def _insert_sql(model: type[Model], vendor: str, rows: int, with_pk: bool, returning: bool) -> str:
+    fields = _insert_fields(model, with_pk)
     columns = ", ".join(_q(f.column) for f in fields)
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
     values = ", ".join([one] * rows)
     sql = f"INSERT INTO {_q(model._meta.db_table)} ({columns}) VALUES {values}"  # noqa: S608
-    pk = model._meta.pk
-    if isinstance(pk, AutoField):
-        sql += f" RETURNING {_q(pk.column)}"
+    if returning:
+        sql += f" RETURNING {_q(model._meta.pk.column)}"
     return sql
 
 
@@ -121,10 +121,12 @@ def _shortcut(field: Field, vendor: str, ops: Any) -> tuple[type, Callable[[Any]
 
 
 @cache
-def _preparers(model: type[Model], vendor: str) -> tuple[tuple[Any, ...], ...]:
+def _preparers(
+    model: type[Model], vendor: str, with_pk: bool = False
+) -> tuple[tuple[Any, ...], ...]:
     ops = connections[DEFAULT_DB_ALIAS].ops
     out = []
-    for f in _insert_fields(model):
+    for f in _insert_fields(model, with_pk):
         short = _shortcut(f, vendor, ops)
         out.append((f, f.attname, *(short or (None, None))))
     return tuple(out)
@@ -199,26 +201,33 @@ def cursor() -> Any:
     return wrapped
 
 
-def insert(objs: Sequence[Model]) -> None:
-    """INSERT unsaved instances of one model in one statement; their primary keys are set
-    from ``RETURNING`` (auto-increment ids) and they become saved instances."""
+def insert(objs: Sequence[Model], *, ids: bool = True) -> None:
+    """INSERT unsaved instances of one model in one statement; they become saved instances.
+    Rows that bring their primary keys are written with them; otherwise the keys come back
+    from ``RETURNING`` — unless ``ids=False`` says nobody needs them (the instances then keep
+    ``pk`` None). A statement that waits for no answer is held inside ``deferred()``."""
     if not objs:
         return
     model = type(objs[0])
     conn = db()
+    auto = isinstance(model._meta.pk, AutoField)
+    with_pk = auto and all(obj.pk is not None for obj in objs)
+    returning = auto and ids and not with_pk
     fields = _relations(model)
-    preparers = _preparers(model, conn.vendor)
+    preparers = _preparers(model, conn.vendor, with_pk)
     params: list[Any] = []
     for obj in objs:
         _link_parents(obj, fields)
         params += _values(obj, preparers, conn)
-    sql = _insert_sql(model, conn.vendor, len(objs))
-    cur = cursor()
-    cur.execute(sql, params)
-    ids = cur.fetchall() if isinstance(model._meta.pk, AutoField) else None
-    for i, obj in enumerate(objs):
-        if ids is not None:
-            obj.pk = ids[i][0]
+    sql = _insert_sql(model, conn.vendor, len(objs), with_pk, returning)
+    if returning:
+        cur = cursor()
+        cur.execute(sql, params)
+        for obj, row in zip(objs, cur.fetchall(), strict=True):
+            obj.pk = row[0]
+    else:
+        _send(conn, sql, params)
+    for obj in objs:
         obj._state.adding = False
         obj._state.db = conn.alias
 
@@ -238,7 +247,62 @@ def update(obj: Model, names: Sequence[str]) -> None:
     fields = [meta.get_field(n) for n in names]
     params = [f.get_db_prep_save(f.pre_save(obj, False), conn) for f in fields]
     params.append(meta.pk.get_db_prep_save(obj.pk, conn))
-    cursor().execute(_update_sql(type(obj), conn.vendor, tuple(names)), params)
+    _send(conn, _update_sql(type(obj), conn.vendor, tuple(names)), params)
+
+
+# ----------------------------------------------------------------------------- deferred writes
+def _send(conn: Any, sql: str, params: list[Any]) -> None:
+    """Run a statement whose answer nobody reads — or, inside ``deferred()``, hold it."""
+    pending = getattr(conn, "_sqlrows_pending", None)
+    if pending is not None:
+        pending.append((sql, params))
+    else:
+        cursor().execute(sql, params)
+
+
+def flush() -> None:
+    """Send the held statements now, in order, in one round trip (psycopg's pipeline mode);
+    the first that fails raises here, as Django's error."""
+    conn = db()
+    pending = getattr(conn, "_sqlrows_pending", None)
+    if not pending:
+        return
+    conn._sqlrows_pending = []  # the statements below pass the flush-first hook as sent
+    cur = cursor()
+    with conn.wrap_database_errors, conn.connection.pipeline():
+        for sql, params in pending:
+            cur.execute(sql, params)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Inside a transaction on PostgreSQL: hold the writes that wait for no answer (``insert``
+    of rows that bring their ids or need none, ``update``) and send them together, before the
+    next statement of any kind and at the end of the block. A sale's dozen writes then cost
+    one round trip instead of one each. Elsewhere (SQLite, client-side binding) it does
+    nothing: SQLite has no round trips, and psycopg pipelines need server-side binding."""
+    conn = db()
+    if (
+        conn.vendor != "postgresql"
+        or not conn.features.uses_server_side_binding
+        or getattr(conn, "_sqlrows_pending", None) is not None
+    ):
+        yield
+        return
+
+    def flush_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        # Every other statement sees the held writes first: order is kept.
+        if conn._sqlrows_pending:
+            flush()
+        return execute(sql, params, many, context)
+
+    conn._sqlrows_pending = []
+    try:
+        with conn.execute_wrapper(flush_first):
+            yield
+            flush()
+    finally:
+        conn._sqlrows_pending = None
 
 
 class Shape:

@@ -145,13 +145,17 @@ def points_earn(
     explanation: dict[str, Any] | None = None,
     actor: Any = None,
     program: PointsProgram | None = None,
+    entry_id: int | None = None,
 ) -> PointsEntry:
     """Add points as a new lot (needs ``account`` locked). The lot is pending for the program's
-    ``pending_days`` and expires by its expiry policy. A member in debt repays it first."""
+    ``pending_days`` and expires by its expiry policy. A member in debt repays it first.
+    ``entry_id``: an id drawn beforehand (a sale draws it with its lock), so the entry is
+    written without waiting for one."""
     _positive(points)
     program = program or program_get()
     entry = _entry(
         account,
+        id=entry_id,
         kind=kind,
         points=points,
         at=at,
@@ -175,7 +179,7 @@ def points_earn(
         original=points,
         remaining=points - repay,
     )
-    sqlrows.insert([lot])
+    sqlrows.insert([lot], ids=False)
     if kind in _EARNING_KINDS:
         account.lifetime_earned += points
     _save(account, "debt", "lifetime_earned")
