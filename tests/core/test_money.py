@@ -118,3 +118,33 @@ def test_allocate_never_exceeds_a_weight_when_total_fits(data, weights):
     total = D(data.draw(st.integers(min_value=0, max_value=cap))).scaleb(-2)
     parts = allocate(total, weights)
     assert all(p <= w for p, w in zip(parts, weights, strict=True))
+
+
+def _largest_remainder_by_fractions(total, weights):
+    """The textbook method in exact fractions: the reference ``allocate_units`` must equal."""
+    exact = [Fraction(w) for w in weights]
+    weight_sum = sum(exact) or None
+    even = Fraction(total, len(weights))
+    shares = [total * w / weight_sum if weight_sum else even for w in exact]
+    parts = [s.numerator // s.denominator for s in shares]
+    order = sorted(range(len(shares)), key=lambda i: (-(shares[i] - parts[i]), i))
+    for i in order[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+mixed_weights = st.lists(
+    st.one_of(
+        st.integers(min_value=0, max_value=10**9),
+        st.decimals(min_value=0, max_value=10**6, places=2),
+        st.decimals(min_value=0, max_value=10**3, places=5),
+        st.integers(min_value=0, max_value=10**4).map(lambda n: D(n).scaleb(3)),  # 1E+3 …
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(total=st.integers(min_value=0, max_value=10**9), weights=mixed_weights)
+def test_allocate_units_equals_the_exact_fraction_method(total, weights):
+    assert allocate_units(total, weights) == _largest_remainder_by_fractions(total, weights)

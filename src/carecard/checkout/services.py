@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from carecard.catalog.models import Product
 from carecard.chain.models import Store
 from carecard.checkout import config, reads
-from carecard.checkout.engine import Item, Line, PricedBasket, price_basket
+from carecard.checkout.engine import Line, PricedBasket, price_basket
 from carecard.checkout.models import (
     MemberStats,
     Sale,
@@ -166,12 +166,14 @@ def load_basket(
 
 
 def _engine_lines(basket: Basket) -> list[Line]:
-    items: dict[str, Item] = {}
     out = []
     for line, p in zip(basket.lines, basket.products, strict=True):
-        if p.sku not in items:
-            items[p.sku] = config.engine_item(p)
-        out.append(Line(items[p.sku], line.quantity))
+        # The products are the ones kept by ``config.products`` for its few seconds: their
+        # engine items are kept on them for as long.
+        item = p.__dict__.get("_engine_item")
+        if item is None:
+            item = p.__dict__["_engine_item"] = config.engine_item(p)
+        out.append(Line(item, line.quantity))
     return out
 
 

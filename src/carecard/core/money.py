@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from fractions import Fraction
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -59,19 +58,39 @@ def allocate_units(total: int, weights: Sequence[Decimal | int]) -> list[int]:
         raise ValueError("weights must be non-negative")
     if total < 0:
         return [-part for part in allocate_units(-total, weights)]
-    # Fractions keep the shares exact: Decimal division would round at 28 digits.
-    exact = [Fraction(w) for w in weights]
+    # Exact integer shares: the weights scaled by one power of ten to integers, then each
+    # share is total × w ÷ Σw as a quotient and a remainder (Decimal division would round at
+    # 28 digits; Fractions gave the same answer at several times the cost — every quote
+    # allocates its points this way).
+    exact = _integers(weights)
     weight_sum = sum(exact)
     if weight_sum == 0:
-        exact = [Fraction(1)] * len(weights)
-        weight_sum = Fraction(len(weights))
-    shares = [total * w / weight_sum for w in exact]
-    parts = [share.numerator // share.denominator for share in shares]
+        exact = [1] * len(weights)
+        weight_sum = len(weights)
+    parts, remainders = [], []
+    for w in exact:
+        part, remainder = divmod(total * w, weight_sum)
+        parts.append(part)
+        remainders.append(remainder)
     leftover = total - sum(parts)
-    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - parts[i]), i))
+    by_remainder = sorted(range(len(parts)), key=lambda i: (-remainders[i], i))
     for i in by_remainder[:leftover]:
         parts[i] += 1
     return parts
+
+
+def _integers(weights: Sequence[Decimal | int]) -> list[int]:
+    """The weights times the one power of ten that makes them all integers (same ratios)."""
+    if all(type(w) is int for w in weights):
+        return list(weights)  # type: ignore[arg-type]
+    scale = 0
+    for w in weights:
+        if isinstance(w, Decimal):
+            exponent = w.as_tuple().exponent
+            if not isinstance(exponent, int):
+                raise ValueError(f"weights must be finite, got {w!r}")
+            scale = max(scale, -exponent)
+    return [int(w.scaleb(scale)) if isinstance(w, Decimal) else w * 10**scale for w in weights]
 
 
 def allocate(total: Decimal, weights: Sequence[Decimal | int]) -> list[Decimal]:
