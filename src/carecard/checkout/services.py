@@ -528,10 +528,8 @@ def sale_commit(
     except DomainError:
         # A retry of a sale that went through finds its own coupons used: it gets the first
         # answer, not an error. (Only refused requests pay for this read.)
-        if stored := idempotency.replay(scope=scope, key=key, operation="sale", digest=digest):
-            return CommitResult(
-                Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response
-            )
+        if replayed := _replayed(scope, key, digest):
+            return replayed
         raise
     program = config.program() if basket.member else None
     for attempt in range(_RECEIPT_DRAWS):
@@ -553,17 +551,17 @@ def sale_commit(
                 receipt_no=receipt_no,
                 offline=offline,
             )
-        except (_KeyTaken, DomainError, IntegrityError) as exc:
-            if isinstance(exc, IntegrityError) and not _receipt_taken(exc):
+        except (_KeyTaken, DomainError):
+            # A retry met its first request (at the member's lock, a coupon's, or the key's):
+            # it rolled back and answers with the first receipt.
+            if replayed := _replayed(scope, key, digest):
+                return replayed
+            raise
+        except IntegrityError as exc:
+            if not _receipt_taken(exc):
                 raise
-            # A retry met its first request (at the member's lock, a coupon's, the receipt
-            # number's or the key's): it rolled back and answers with the first receipt.
-            if stored := idempotency.replay(scope=scope, key=key, operation="sale", digest=digest):
-                return CommitResult(
-                    Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response
-                )
-            if not isinstance(exc, IntegrityError):
-                raise
+            if replayed := _replayed(scope, key, digest):
+                return replayed  # a retry that met its first request at the receipt number
             if receipt_no:
                 raise Conflict(
                     "receipt_taken",
@@ -579,6 +577,14 @@ def sale_commit(
 
 
 _RECEIPT_DRAWS = 3
+
+
+def _replayed(scope: str, key: str, digest: str) -> CommitResult | None:
+    """The first answer to this sale's key, when a transaction with it has committed."""
+    stored = idempotency.replay(scope=scope, key=key, operation="sale", digest=digest)
+    if stored is None:
+        return None
+    return CommitResult(Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response)
 
 
 def _receipt_taken(exc: IntegrityError) -> bool:

@@ -170,10 +170,20 @@ def _has_init_listeners(model: type[Model]) -> bool:
     return signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model)
 
 
+@cache
+def _relation_columns(model: type[Model]) -> dict[str, str]:
+    return {f.name: f.attname for f in model._meta.concrete_fields if f.is_relation}
+
+
 def new[M: Model](model: type[M], **values: Any) -> M:
-    """``model(**values)`` for a row about to be inserted, given by column (``sale_id``, not
-    ``sale``): the same instance, without the constructor's per-field lookups and relation
-    descriptors; fields not given take their defaults."""
+    """``model(**values)`` for a row about to be inserted: the same instance, without the
+    constructor's per-field lookups and relation descriptors. A relation may be given by
+    column (``sale_id``) or by object (``sale``, kept as its id only); fields not given take
+    their defaults."""
+    for name, attname in _relation_columns(model).items():
+        if name in values:
+            parent = values.pop(name)
+            values[attname] = parent.pk if parent is not None else None
     attnames, args = [], []
     for attname, f in _all_fields(model):
         v = values.pop(attname, _MISSING)

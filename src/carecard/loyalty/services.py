@@ -65,13 +65,6 @@ def _entry(
     account: PointsAccount, *, kind: str, points: int, at: dt.datetime, **fields: Any
 ) -> PointsEntry:
     account.balance += points
-    columns = {}
-    for name, value in fields.items():
-        field = PointsEntry._meta.get_field(name)
-        if field.is_relation and name != field.attname:
-            columns[field.attname] = value.pk if value is not None else None
-        else:
-            columns[name] = value
     entry = sqlrows.new(
         PointsEntry,
         member_id=account.pk,
@@ -79,7 +72,7 @@ def _entry(
         points=points,
         balance_after=account.balance,
         at=at,
-        **columns,
+        **fields,
     )
     sqlrows.insert([entry])
     return entry
