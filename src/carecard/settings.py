@@ -104,7 +104,10 @@ else:
     # quarter of a commit's cost. Behind a transaction-pooling pgbouncer set
     # CARECARD_PG_PREPARE=0 (docs/operations.md).
     if os.environ.get("CARECARD_PG_PREPARE", "1") != "0":
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["server_side_binding"] = True
+        # Django passes psycopg no threshold by default, which means never prepare.
+        options["prepare_threshold"] = int(os.environ.get("CARECARD_PG_PREPARE_THRESHOLD", "5"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "chain.Staff"

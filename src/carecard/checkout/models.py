@@ -60,10 +60,17 @@ class Sale(models.Model):
 
     receipt_no = models.CharField(_("小票号"), max_length=40)
     kind = models.CharField(_("类型"), max_length=10, choices=SaleKind.choices, default="sale")
+    # No single-column indexes: sale_member_at and sale_store_day / sale_store_receipt lead
+    # with these columns, and every index is one more write per sale.
     member = models.ForeignKey(
-        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="sales"
+        Member,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sales",
+        db_index=False,
     )
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="sales")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="sales", db_index=False)
     terminal = models.ForeignKey(
         PosTerminal,
         null=True,
@@ -135,7 +142,8 @@ class SaleLine(models.Model):
     """One line of a receipt: original, discount and net (C-4); a return line points at the
     line it returns."""
 
-    sale = models.ForeignKey(Sale, on_delete=models.CASCADE, related_name="lines")
+    # Indexed by sale_line_no (sale, line_no).
+    sale = models.ForeignKey(Sale, on_delete=models.CASCADE, related_name="lines", db_index=False)
     member = models.ForeignKey(
         Member, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )

@@ -551,13 +551,19 @@ def sale_commit(
                 receipt_no=receipt_no,
                 offline=offline,
             )
-        except (_KeyTaken, DomainError):
-            # A retry met its first request (at the member's lock, a coupon's, or the key's):
-            # it rolled back and answers with the first receipt.
+        except DomainError:
+            # A retry met its first request (at the member's lock or a coupon's): it rolled
+            # back and answers with the first receipt.
             if replayed := _replayed(scope, key, digest):
                 return replayed
             raise
         except IntegrityError as exc:
+            if idempotency.key_taken(exc):
+                # A retry whose first request committed while this one ran: undone, and
+                # answered with the first receipt.
+                if replayed := _replayed(scope, key, digest):
+                    return replayed
+                raise
             if not _receipt_taken(exc):
                 raise
             if replayed := _replayed(scope, key, digest):
@@ -591,10 +597,6 @@ def _receipt_taken(exc: IntegrityError) -> bool:
     """The store's receipt-number constraint (PostgreSQL names it; SQLite names the columns)."""
     text = str(exc)
     return "sale_store_receipt" in text or "checkout_sale.receipt_no" in text
-
-
-class _KeyTaken(Exception):
-    """Another transaction holds the sale's idempotency key: undo this one."""
 
 
 def _commit_writes(
@@ -821,16 +823,16 @@ def _commit_writes(
             {"code": c.code, "amount": str(c.amount)} for c in priced.coupons_applied
         ]
         response["coupons_issued"] = [c.code for c in issued]
-        # The key last: its insert is the commit's only write a retry can collide on.
-        if not idempotency.record(
+        # The key last: its insert is the commit's only write a retry can collide on, and it
+        # goes out with the held writes (PostgreSQL: the same round trip).
+        idempotency.record(
             scope=scope,
             key=key,
             operation="sale",
             digest=digest,
             response=response,
             status_code=201,
-        ):
-            raise _KeyTaken
+        )
     return sale, response
 
 

@@ -86,19 +86,21 @@ def record(
     digest: str,
     response: dict[str, Any],
     status_code: int = 200,
-) -> bool:
-    """Keep the first answer for the key, as the last write of the caller's transaction.
-    False when another transaction has the key (it committed first, or commits while this
-    statement waits on it): the caller then rolls back and replays. One statement for the
-    writes whose retries meet at a lock anyway (a sale locks its member's account)."""
+) -> None:
+    """Keep the first answer for the key, as the last write of the caller's transaction. One
+    statement for the writes whose retries meet at a lock anyway (a sale locks its member's
+    account), sent with the writes before it inside ``sqlrows.deferred()``.
+
+    When another transaction has the key (it committed first, or commits while this insert
+    waits on it) the insert fails with an ``IntegrityError`` that ``key_taken`` recognises —
+    at once, or where the held writes are sent: the caller's transaction is then undone and
+    the caller replays."""
     table = IdempotencyRecord._meta.db_table
     field = IdempotencyRecord._meta.get_field("response")
     conn = sqlrows.db()
-    cursor = sqlrows.cursor()
-    cursor.execute(
+    sqlrows.send(
         f"INSERT INTO {table} (scope, key, operation, request_hash, status_code, response,"  # noqa: S608
-        " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (scope, key) DO NOTHING RETURNING id",
+        " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
         [
             scope,
             key,
@@ -108,8 +110,15 @@ def record(
             field.get_db_prep_save(response, conn),
             timezone.now(),
         ],
+        conn,
     )
-    return cursor.fetchone() is not None
+
+
+def key_taken(exc: Exception) -> bool:
+    """Whether an ``IntegrityError`` is the key's unique constraint (PostgreSQL names it;
+    SQLite names the columns)."""
+    text = str(exc)
+    return "idempotency_scope_key" in text or "core_idempotencyrecord.scope" in text
 
 
 def store(record: IdempotencyRecord, *, response: dict[str, Any], status_code: int = 200) -> None:

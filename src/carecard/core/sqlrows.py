@@ -175,6 +175,23 @@ def _relation_columns(model: type[Model]) -> dict[str, str]:
     return {f.name: f.attname for f in model._meta.concrete_fields if f.is_relation}
 
 
+@cache
+def _defaults(
+    model: type[Model],
+) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...], frozenset[str]]:
+    """A new row's values before any is given: the fields' constant defaults (the very
+    objects ``get_default`` returns), the fields whose default is computed per row, and
+    every column's name."""
+    constant: dict[str, Any] = {}
+    computed = []
+    for f in model._meta.concrete_fields:
+        if (f.has_default() and callable(f.default)) or f.has_db_default():
+            computed.append((f.attname, f.get_default))
+        else:
+            constant[f.attname] = f.get_default()
+    return constant, tuple(computed), frozenset(f.attname for f in model._meta.concrete_fields)
+
+
 def new[M: Model](model: type[M], **values: Any) -> M:
     """``model(**values)`` for a row about to be inserted: the same instance, without the
     constructor's per-field lookups and relation descriptors. A relation may be given by
@@ -184,17 +201,21 @@ def new[M: Model](model: type[M], **values: Any) -> M:
         if name in values:
             parent = values.pop(name)
             values[attname] = parent.pk if parent is not None else None
-    attnames, args = [], []
-    for attname, f in _all_fields(model):
-        v = values.pop(attname, _MISSING)
-        attnames.append(attname)
-        args.append(f.get_default() if v is _MISSING else v)
-    if values:
-        raise TypeError(f"{model.__name__} has no column {', '.join(values)}")
-    return _instance(model, attnames, args)
-
-
-_MISSING = object()
+    constant, computed, columns = _defaults(model)
+    if not columns.issuperset(values):
+        unknown = ", ".join(name for name in values if name not in columns)
+        raise TypeError(f"{model.__name__} has no column {unknown}")
+    row = constant.copy()
+    for attname, default in computed:
+        if attname not in values:
+            row[attname] = default()
+    row.update(values)
+    if _has_init_listeners(model):
+        return model(**row)
+    obj = model.__new__(model)
+    obj.__dict__ = row
+    obj._state = ModelState()
+    return obj
 
 
 def cursor() -> Any:
@@ -236,7 +257,7 @@ def insert(objs: Sequence[Model], *, ids: bool = True) -> None:
         for obj, row in zip(objs, cur.fetchall(), strict=True):
             obj.pk = row[0]
     else:
-        _send(conn, sql, params)
+        send(sql, params, conn)
     for obj in objs:
         obj._state.adding = False
         obj._state.db = conn.alias
@@ -257,12 +278,14 @@ def update(obj: Model, names: Sequence[str]) -> None:
     fields = [meta.get_field(n) for n in names]
     params = [f.get_db_prep_save(f.pre_save(obj, False), conn) for f in fields]
     params.append(meta.pk.get_db_prep_save(obj.pk, conn))
-    _send(conn, _update_sql(type(obj), conn.vendor, tuple(names)), params)
+    send(_update_sql(type(obj), conn.vendor, tuple(names)), params, conn)
 
 
 # ----------------------------------------------------------------------------- deferred writes
-def _send(conn: Any, sql: str, params: list[Any]) -> None:
-    """Run a statement whose answer nobody reads — or, inside ``deferred()``, hold it."""
+def send(sql: str, params: list[Any], conn: Any = None) -> None:
+    """Run a statement whose answer nobody reads — or, inside ``deferred()``, hold it: its
+    error, if any, is then raised where the held statements are sent."""
+    conn = conn or db()
     pending = getattr(conn, "_sqlrows_pending", None)
     if pending is not None:
         pending.append((sql, params))

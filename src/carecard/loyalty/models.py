@@ -103,7 +103,10 @@ class PointsEntry(models.Model):
     """One change of a member's points. Never updated or deleted: a correction is a new entry
     pointing at the one it corrects (``corrects``)."""
 
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="points_entries")
+    # Indexed by points_entry_member_at (member, at).
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="points_entries", db_index=False
+    )
     kind = models.CharField(_("类型"), max_length=10, choices=EntryKind.choices)
     points = models.IntegerField(_("积分"))
     balance_after = models.IntegerField(_("变动后余额"))
