@@ -99,15 +99,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Server-side parameters let psycopg prepare the statements a connection repeats (every
-    # sale runs the same dozen): PostgreSQL then skips parsing and planning them, about a
-    # quarter of a commit's cost. Behind a transaction-pooling pgbouncer set
-    # CARECARD_PG_PREPARE=0 (docs/operations.md).
+    # Server-side parameters, and a threshold, let psycopg prepare the statements a
+    # connection repeats (every sale runs the same dozen): PostgreSQL then skips parsing and
+    # planning them, about 40 % of a commit's database time. Django passes psycopg no
+    # threshold unless one is given here, which means never prepare. Behind a
+    # transaction-pooling pgbouncer older than 1.21 set CARECARD_PG_PREPARE=0
+    # (docs/operations.md).
     if os.environ.get("CARECARD_PG_PREPARE", "1") != "0":
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["server_side_binding"] = True
-        # Django passes psycopg no threshold by default, which means never prepare.
-        options["prepare_threshold"] = int(os.environ.get("CARECARD_PG_PREPARE_THRESHOLD", "5"))
+        options["prepare_threshold"] = int(os.environ.get("CARECARD_PG_PREPARE_AFTER", "5"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "chain.Staff"

@@ -303,10 +303,11 @@ def test_commit_runs_a_fixed_number_of_statements(store, member, catalog, wangqu
             commit(store, member, lines, [cash(str(net))], key=key)
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1]
-    # member, account and aggregates locked together, sale, lines, discounts, tenders,
-    # points entry + lot + account, aggregates, the key with the answer; and the test's
+    # The member; account and aggregates locked together; then sale, lines, discounts,
+    # tenders, points entry + lot + account, aggregates and the key with the answer — one
+    # statement on PostgreSQL (sqlrows.flush), one each on SQLite; and the test's
     # savepoint (2).
-    assert counts[0] <= 13, counts
+    assert counts[0] <= (5 if connection.vendor == "postgresql" else 13), counts
     assert SaleTender.objects.count() == 3
 
 

@@ -157,3 +157,66 @@ def test_a_failing_held_write_fails_the_block_as_a_django_error(store, catalog, 
     with pytest.raises(IntegrityError), transaction.atomic(), sqlrows.deferred():
         sqlrows.insert([clash])
     assert Sale.objects.count() == 1
+
+
+def test_postgresql_prepares_the_statements_every_sale_repeats(store, catalog, wangqu):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite compiles and caches each statement in the client library itself")
+    # Django hands psycopg no prepare threshold unless settings give one, and psycopg then
+    # never prepares: PostgreSQL would parse and plan every statement of every sale again.
+    member = make_member(store, name="孙小美")
+    for i in range(10):
+        commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")], key=f"sale-{i}")
+    with connection.cursor() as cur:
+        cur.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        prepared = cur.fetchall()
+    lock = [runs for sql, runs in prepared if "FOR UPDATE" in sql]
+    # The sale's writes, held and sent as one statement (sqlrows.flush).
+    writes = [
+        runs
+        for sql, runs in prepared
+        if 'INSERT INTO "checkout_sale"' in sql and 'UPDATE "loyalty_pointsaccount"' in sql
+    ]
+    assert max(lock, default=0) >= 2
+    assert max(writes, default=0) >= 2
+
+
+def test_held_writes_share_a_statement_only_where_none_needs_another():
+    ins_sale = ('INSERT INTO "checkout_sale" ("id") VALUES (%s)', [1])
+    ins_line = ('INSERT INTO "checkout_saleline" ("id") VALUES (%s), (%s)', [1, 2])
+    upd_account = (
+        'UPDATE "loyalty_pointsaccount" SET "balance" = %s WHERE "member_id" = %s',
+        [5, 1],
+    )
+    ins_key = ("INSERT INTO core_idempotencyrecord (scope) VALUES (%s)", ["s"])
+    # A sale's writes: inserts and one update of a table nothing else writes — one statement.
+    assert sqlrows._batches([ins_sale, ins_line, upd_account, ins_key]) == [
+        [ins_sale, ins_line, upd_account, ins_key]
+    ]
+    # A second update of the same table must see the first: the run is cut before it.
+    assert sqlrows._batches([ins_sale, upd_account, upd_account]) == [
+        [ins_sale, upd_account],
+        [upd_account],
+    ]
+    # An update of a table the run inserts into would not see the inserted rows.
+    ins_account = ('INSERT INTO "loyalty_pointsaccount" ("member_id") VALUES (%s)', [1])
+    assert sqlrows._batches([ins_account, upd_account]) == [[ins_account], [upd_account]]
+    assert sqlrows._combined((ins_sale[0], ins_line[0]), True) == (
+        'WITH w0 AS (INSERT INTO "checkout_sale" ("id") VALUES ($1)) '
+        'INSERT INTO "checkout_saleline" ("id") VALUES ($2), ($3)'
+    )
+
+
+def test_two_held_updates_of_one_row_both_count(store, catalog, wangqu):
+    member = make_member(store, name="钱夫人")
+    commit(store, member, [LineIn("P-VITC", 1)], [cash("39.20")], key="first")
+    before = PointsAccount.objects.get(pk=member.pk).balance
+    with transaction.atomic(), sqlrows.deferred():
+        account = PointsAccount.objects.get(pk=member.pk)
+        account.balance += 5
+        sqlrows.update(account, ["balance"])
+        account.lifetime_earned += 7
+        sqlrows.update(account, ["lifetime_earned"])
+    after = PointsAccount.objects.get(pk=member.pk)
+    assert after.balance == before + 5
+    assert after.lifetime_earned == account.lifetime_earned

@@ -12,10 +12,11 @@ else stays in the ORM.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -218,17 +219,29 @@ def new[M: Model](model: type[M], **values: Any) -> M:
     return obj
 
 
-def cursor() -> Any:
+def cursor(*, native: bool = False) -> Any:
     """A cursor for the hot path's statements, kept on the connection and reused: Django
     wraps a new one per ``connection.cursor()``, and a sale runs a dozen statements. A new
-    one is made when the connection is new or queries are being logged."""
+    one is made when the connection is new or queries are being logged.
+
+    ``native``: on PostgreSQL, a cursor that takes the server's own ``$1`` placeholders
+    (psycopg's ``RawCursor``), for statements too long for psycopg's placeholder cache;
+    wrapped by Django all the same (its errors, its execute wrappers). Not while queries are
+    logged: Django's query log renders ``%s`` placeholders only."""
     conn = db()
     conn.ensure_connection()
-    kept = getattr(conn, "_sqlrows_cursor", None)
+    attr = "_sqlrows_native" if native else "_sqlrows_cursor"
+    kept = getattr(conn, attr, None)
     if kept is not None and kept[0] is conn.connection and kept[1] == conn.queries_logged:
         return kept[2]
-    wrapped = conn.cursor()
-    conn._sqlrows_cursor = (conn.connection, conn.queries_logged, wrapped)
+    if native:
+        import psycopg
+
+        assert not conn.queries_logged
+        wrapped = conn.make_cursor(psycopg.RawCursor(conn.connection))
+    else:
+        wrapped = conn.cursor()
+    setattr(conn, attr, (conn.connection, conn.queries_logged, wrapped))
     return wrapped
 
 
@@ -293,17 +306,85 @@ def send(sql: str, params: list[Any], conn: Any = None) -> None:
         cursor().execute(sql, params)
 
 
+_WRITE = re.compile(r'\s*(INSERT\s+INTO|UPDATE)\s+"?(\w+)"?', re.IGNORECASE)
+
+
+@lru_cache(maxsize=512)
+def _target(sql: str) -> tuple[str, bool]:
+    """The table a held write writes, and whether it updates (rather than inserts)."""
+    m = _WRITE.match(sql)
+    if m is None:
+        raise ValueError(f"not an INSERT or UPDATE: {sql[:60]}")
+    return m.group(2), m.group(1).upper() == "UPDATE"
+
+
+def _batches(pending: list[tuple[str, list[Any]]]) -> list[list[tuple[str, list[Any]]]]:
+    """The held writes, in order, cut into runs that can go as one statement. Its parts
+    share one snapshot and none sees another's rows, so a run holds any INSERTs, and an
+    UPDATE only of a table nothing else in the run writes."""
+    out: list[list[tuple[str, list[Any]]]] = []
+    tables: dict[str, bool] = {}  # table → updated in the current run
+    for sql, params in pending:
+        table, updates = _target(sql)
+        fits = out and (table not in tables if updates else not tables.get(table, False))
+        if not fits:
+            out.append([])
+            tables = {}
+        out[-1].append((sql, params))
+        tables[table] = tables.get(table, False) or updates
+    return out
+
+
+_PLACEHOLDER = re.compile(r"%s")
+
+
+@lru_cache(maxsize=256)
+def _combined(sqls: tuple[str, ...], native: bool) -> str:
+    """Several writes as one statement — all but the last as data-modifying ``WITH`` parts —
+    with PostgreSQL's numbered placeholders in the order of their parameters (``native``),
+    or still psycopg's ``%s``."""
+    parts = list(sqls)
+    if native:
+        n = 0
+
+        def number(_m: re.Match[str]) -> str:
+            nonlocal n
+            n += 1
+            return f"${n}"
+
+        for i, sql in enumerate(sqls):
+            if "%" in _PLACEHOLDER.sub("", sql):
+                raise ValueError("a held write may hold no % but its placeholders")
+            parts[i] = _PLACEHOLDER.sub(number, sql)
+    if len(parts) == 1:
+        return parts[0]
+    heads = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+    return f"WITH {heads} {parts[-1]}"
+
+
 def flush() -> None:
-    """Send the held statements now, in order, in one round trip (psycopg's pipeline mode);
-    the first that fails raises here, as Django's error."""
+    """Send the held statements now, in order: on PostgreSQL as one statement of
+    data-modifying ``WITH`` parts where they can share a snapshot (``_batches``), the runs
+    in one round trip (pipeline mode). The first that fails raises here, as Django's error."""
     conn = db()
     pending = getattr(conn, "_sqlrows_pending", None)
     if not pending:
         return
     conn._sqlrows_pending = []  # the statements below pass the flush-first hook as sent
-    cur = cursor()
+    native = not conn.queries_logged
+    cur = cursor(native=native)
+    runs = [
+        (
+            _combined(tuple(sql for sql, _p in run), native),
+            [v for _s, params in run for v in params],
+        )
+        for run in _batches(pending)
+    ]
+    if len(runs) == 1:
+        cur.execute(*runs[0])
+        return
     with conn.wrap_database_errors, conn.connection.pipeline():
-        for sql, params in pending:
+        for sql, params in runs:
             cur.execute(sql, params)
 
 
@@ -311,9 +392,11 @@ def flush() -> None:
 def deferred() -> Iterator[None]:
     """Inside a transaction on PostgreSQL: hold the writes that wait for no answer (``insert``
     of rows that bring their ids or need none, ``update``) and send them together, before the
-    next statement of any kind and at the end of the block. A sale's dozen writes then cost
-    one round trip instead of one each. Elsewhere (SQLite, client-side binding) it does
-    nothing: SQLite has no round trips, and psycopg pipelines need server-side binding."""
+    next statement of any kind and at the end of the block (``flush``). A sale's nine writes
+    then go as one statement in one round trip, where each cost a statement's parsing,
+    binding and execution on both sides. Elsewhere (SQLite, client-side binding) it does
+    nothing: SQLite has neither round trips nor data-modifying ``WITH``, and psycopg
+    pipelines need server-side binding."""
     conn = db()
     if (
         conn.vendor != "postgresql"
