@@ -78,6 +78,30 @@ def test_every_row_of_a_sale_is_prepared_as_the_orm_does(store, catalog, wangqu)
     assert short > 40  # the shortcuts are really taken
 
 
+def test_the_rows_a_sale_updates_are_prepared_as_save_does(store, catalog, wangqu):
+    from carecard.checkout.services import _STATS_FIELDS
+
+    member = make_member(store, name="周芷若")
+    commit(store, member, [LineIn("P-VITC", 2)], [cash("78.40")], key="rows")
+    conn = sqlrows.db()
+    for obj, names in (
+        (PointsAccount.objects.get(pk=member.pk), ("balance", "updated_at", "debt")),
+        (MemberStats.objects.get(pk=member.pk), tuple(_STATS_FIELDS)),
+    ):
+        meta = type(obj)._meta
+        fields = [meta.get_field(n) for n in names]
+        full = [f.get_db_prep_save(f.pre_save(obj, False), conn) for f in fields]
+        full.append(meta.pk.get_db_prep_save(obj.pk, conn))
+        fast = sqlrows._update_values(type(obj), conn.vendor, names)(obj, conn)
+        differ = [
+            (name, x, y)
+            for name, x, y in zip([*names, "pk"], fast, full, strict=True)
+            if getattr(x, "obj", x) != getattr(y, "obj", y) or type(x) is not type(y)
+            if name != "updated_at"  # auto_now: stamped anew by each pre_save
+        ]
+        assert differ == []
+
+
 @pytest.mark.parametrize(
     ("model", "field", "value"),
     [

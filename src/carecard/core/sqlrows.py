@@ -137,16 +137,35 @@ def _preparers(
 def _values(
     model: type[Model], vendor: str, with_pk: bool = False
 ) -> Callable[[Model, Any], list[Any]]:
-    """``values(obj, conn)``: the row's parameters, as ``f.get_db_prep_save(f.pre_save(obj,
-    True), conn)`` per column — taking the shortcut where the value's type allows. Built once
-    per model as straight-line code, one branch per column and no loop: a sale prepares some
-    150 values, and a loop's per-column lookups, calls and appends cost more than they do."""
-    preparers = _preparers(model, vendor, with_pk)
+    """``values(obj, conn)``: a new row's parameters, as ``f.get_db_prep_save(f.pre_save(obj,
+    True), conn)`` per column — taking the shortcut where the value's type allows."""
+    return _compile(_preparers(model, vendor, with_pk), add=True)
+
+
+@cache
+def _update_values(
+    model: type[Model], vendor: str, names: tuple[str, ...]
+) -> Callable[[Model, Any], list[Any]]:
+    """The same for an UPDATE of ``names``: their values (``pre_save(obj, False)``), then the
+    primary key's."""
+    ops = connections[DEFAULT_DB_ALIAS].ops
+    meta = model._meta
+    fields = [meta.get_field(n) for n in names] + [meta.pk]
+    preparers = tuple((f, f.attname, *(_shortcut(f, vendor, ops) or (None, None))) for f in fields)
+    return _compile(preparers, add=False)
+
+
+def _compile(
+    preparers: tuple[tuple[Any, ...], ...], *, add: bool
+) -> Callable[[Model, Any], list[Any]]:
+    """Build the preparation of a column list once, as straight-line code: one branch per
+    column and no loop. A sale prepares some 150 values, and a loop's per-column lookups,
+    calls and appends cost more than they do."""
     names: dict[str, Any] = {}
     lines = ["def values(obj, conn):", "    d = obj.__dict__"]
     for i, (f, attname, kind, adapt) in enumerate(preparers):
         names[f"F{i}"] = f
-        full = f"F{i}.get_db_prep_save(F{i}.pre_save(obj, True), conn)"
+        full = f"F{i}.get_db_prep_save(F{i}.pre_save(obj, {add}), conn)"
         if kind is None:
             lines.append(f"    p{i} = {full}")
             continue
@@ -304,12 +323,10 @@ def _update_sql(model: type[Model], vendor: str, names: tuple[str, ...]) -> str:
 def update(obj: Model, names: Sequence[str]) -> None:
     """``obj.save(update_fields=names)`` as one prepared UPDATE (``auto_now`` fields listed in
     ``names`` are stamped, as ``save`` does)."""
-    meta = type(obj)._meta
     conn = db()
-    fields = [meta.get_field(n) for n in names]
-    params = [f.get_db_prep_save(f.pre_save(obj, False), conn) for f in fields]
-    params.append(meta.pk.get_db_prep_save(obj.pk, conn))
-    send(_update_sql(type(obj), conn.vendor, tuple(names)), params, conn)
+    names = tuple(names)
+    params = _update_values(type(obj), conn.vendor, names)(obj, conn)
+    send(_update_sql(type(obj), conn.vendor, names), params, conn)
 
 
 # ----------------------------------------------------------------------------- deferred writes
