@@ -346,3 +346,25 @@ def test_a_drawn_receipt_number_that_clashes_is_drawn_again(
     assert second.sale.receipt_no.endswith("-BBBBBBBB")  # the clash rolled back and drew again
     assert second.sale.receipt_no[:-8] == first.sale.receipt_no[:-8]  # same store, same second
     assert Sale.objects.count() == 2
+
+
+def test_a_return_whose_drawn_receipt_number_clashes_draws_again(
+    store, member, catalog, wangqu, monkeypatch
+):
+    draws = iter(["AAAAAAAA", "AAAAAAAA", "BBBBBBBB"])
+    monkeypatch.setattr(services.secrets, "token_hex", lambda n: next(draws))
+    sale = commit(store, member, [LineIn("P-VITC", 2)], [cash("78.40")], key="k1").sale
+    back = services.sale_return(
+        scope="terminal:1",
+        idempotency_key="r1",
+        body={},
+        sale_id=sale.pk,
+        lines=[ReturnLineIn(1, 1)],
+        at=sale.at,  # the same second as the sale: the same receipt-number prefix
+    )
+    assert sale.receipt_no.endswith("-AAAAAAAA")
+    assert back.sale.receipt_no.endswith("-BBBBBBBB")  # the clash was undone and drawn again
+    assert back.sale.receipt_no[:-8] == sale.receipt_no[:-8]
+    assert Sale.objects.filter(kind="return").count() == 1
+    assert back.response["refund"]["tenders"] == [{"kind": "cash", "amount": "39.20"}]
+    assert verify_points() == []

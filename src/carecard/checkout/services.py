@@ -593,6 +593,20 @@ def _replayed(scope: str, key: str, digest: str) -> CommitResult | None:
     return CommitResult(Sale.objects.get(pk=stored.response["sale_id"]), True, stored.response)
 
 
+def _create_return(store: Store, **fields: Any) -> Sale:
+    """The return's receipt row, under a receipt number drawn for it; a number that met
+    another sale's in the same second is drawn again, as for sales. Each draw is its own
+    savepoint, so a clash undoes that insert only."""
+    for attempt in range(_RECEIPT_DRAWS):
+        try:
+            with transaction.atomic():
+                return Sale.objects.create(receipt_no=_receipt_no(store, fields["at"]), **fields)
+        except IntegrityError as exc:
+            if not _receipt_taken(exc) or attempt == _RECEIPT_DRAWS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _receipt_taken(exc: IntegrityError) -> bool:
     """The store's receipt-number constraint (PostgreSQL names it; SQLite names the columns)."""
     text = str(exc)
@@ -1008,8 +1022,8 @@ def sale_return(
                 )
                 parts[line_no][kind] = _share(share_left, qty, left)
         refund_total = sum((r[1] for r in refunds.values()), ZERO)
-        ret = Sale.objects.create(
-            receipt_no=_receipt_no(original.store, at),
+        ret = _create_return(
+            original.store,
             kind=SaleKind.RETURN,
             member_id=original.member_id,
             store_id=store_id or original.store_id,
