@@ -558,16 +558,15 @@ def sale_commit(
                 return replayed
             raise
         except IntegrityError as exc:
-            if idempotency.key_taken(exc):
-                # A retry whose first request committed while this one ran: undone, and
-                # answered with the first receipt.
-                if replayed := _replayed(scope, key, digest):
-                    return replayed
-                raise
-            if not _receipt_taken(exc):
+            key_clash = idempotency.key_taken(exc)
+            if not key_clash and not _receipt_taken(exc):
                 raise
             if replayed := _replayed(scope, key, digest):
-                return replayed  # a retry that met its first request at the receipt number
+                # A retry whose first request committed while this one ran, met at the key
+                # or the receipt number: undone, and answered with the first receipt.
+                return replayed
+            if key_clash:
+                raise
             if receipt_no:
                 raise Conflict(
                     "receipt_taken",

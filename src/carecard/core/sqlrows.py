@@ -121,16 +121,17 @@ def _shortcut(field: Field, vendor: str, ops: Any) -> tuple[type, Callable[[Any]
     return None
 
 
+def _preparer(field: Field, vendor: str) -> tuple[Any, ...]:
+    """A column's field, attname, and its shortcut's type and adaptation (or None, None)."""
+    short = _shortcut(field, vendor, connections[DEFAULT_DB_ALIAS].ops)
+    return (field, field.attname, *(short or (None, None)))
+
+
 @cache
 def _preparers(
     model: type[Model], vendor: str, with_pk: bool = False
 ) -> tuple[tuple[Any, ...], ...]:
-    ops = connections[DEFAULT_DB_ALIAS].ops
-    out = []
-    for f in _insert_fields(model, with_pk):
-        short = _shortcut(f, vendor, ops)
-        out.append((f, f.attname, *(short or (None, None))))
-    return tuple(out)
+    return tuple(_preparer(f, vendor) for f in _insert_fields(model, with_pk))
 
 
 @cache
@@ -148,11 +149,9 @@ def _update_values(
 ) -> Callable[[Model, Any], list[Any]]:
     """The same for an UPDATE of ``names``: their values (``pre_save(obj, False)``), then the
     primary key's."""
-    ops = connections[DEFAULT_DB_ALIAS].ops
     meta = model._meta
     fields = [meta.get_field(n) for n in names] + [meta.pk]
-    preparers = tuple((f, f.attname, *(_shortcut(f, vendor, ops) or (None, None))) for f in fields)
-    return _compile(preparers, add=False)
+    return _compile(tuple(_preparer(f, vendor) for f in fields), add=False)
 
 
 def _compile(
@@ -186,19 +185,12 @@ def _compile(
     return names["values"]
 
 
-@cache
-def _all_fields(model: type[Model]) -> tuple[tuple[str, Field], ...]:
-    return tuple((f.attname, f) for f in model._meta.concrete_fields)
-
-
-def _instance[M: Model](model: type[M], attnames: Sequence[str], values: Sequence[Any]) -> M:
-    """What ``model(*values)`` builds, without the constructor's per-field ``setattr``:
-    the values go straight into the instance's ``__dict__``. Only for models nobody listens
-    to at construction (``pre_init`` / ``post_init``); others take the constructor."""
-    if _has_init_listeners(model):
-        return model(**dict(zip(attnames, values, strict=True)))
+def _instance[M: Model](model: type[M], row: dict[str, Any]) -> M:
+    """What ``model(**row)`` builds (``row`` by column), without the constructor's per-field
+    ``setattr``: the row becomes the instance's ``__dict__``. Only for models nobody listens
+    to at construction (``pre_init`` / ``post_init``); callers check ``_has_init_listeners``."""
     obj = model.__new__(model)
-    obj.__dict__.update(zip(attnames, values, strict=True))
+    obj.__dict__ = row
     obj._state = ModelState()
     return obj
 
@@ -250,10 +242,7 @@ def new[M: Model](model: type[M], **values: Any) -> M:
     row.update(values)
     if _has_init_listeners(model):
         return model(**row)
-    obj = model.__new__(model)
-    obj.__dict__ = row
-    obj._state = ModelState()
-    return obj
+    return _instance(model, row)
 
 
 def cursor(*, native: bool = False) -> Any:
@@ -262,9 +251,9 @@ def cursor(*, native: bool = False) -> Any:
     one is made when the connection is new or queries are being logged.
 
     ``native``: on PostgreSQL, a cursor that takes the server's own ``$1`` placeholders
-    (psycopg's ``RawCursor``), for statements too long for psycopg's placeholder cache;
-    wrapped by Django all the same (its errors, its execute wrappers). Not while queries are
-    logged: Django's query log renders ``%s`` placeholders only."""
+    (psycopg's ``RawCursor``). It serves statements too long for psycopg's placeholder
+    cache, and Django wraps it all the same (its errors, its execute wrappers). Not while
+    queries are logged: Django's query log renders ``%s`` placeholders only."""
     conn = db()
     conn.ensure_connection()
     attr = "_sqlrows_native" if native else "_sqlrows_cursor"
@@ -333,7 +322,8 @@ def update(obj: Model, names: Sequence[str]) -> None:
 def send(sql: str, params: list[Any], conn: Any = None) -> None:
     """Run a statement whose answer nobody reads — or, inside ``deferred()``, hold it: its
     error, if any, is then raised where the held statements are sent."""
-    conn = conn or db()
+    if conn is None:
+        conn = db()
     pending = getattr(conn, "_sqlrows_pending", None)
     if pending is not None:
         pending.append((sql, params))
@@ -499,7 +489,7 @@ class Shape:
             return self.model.from_db(conn.alias, None if self._whole else self.names, values)
         # Columns not selected are absent from the instance and load on first access, as
         # with ``only()``.
-        obj = _instance(self.model, self.names, values)
+        obj = _instance(self.model, dict(zip(self.names, values, strict=True)))
         obj._state.adding = False
         obj._state.db = conn.alias
         return obj
